@@ -160,10 +160,17 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
 
     /// @notice A token was minted and its image requested; the prompt is bound here, on-chain.
     event ImageRequested(
-        uint256 indexed tokenId, address indexed requester, uint8 indexed tier, uint256 escrow, uint40 deadline, string prompt
+        uint256 indexed tokenId,
+        address indexed requester,
+        uint8 indexed tier,
+        uint256 escrow,
+        uint40 deadline,
+        string prompt
     );
     /// @notice An oracle set the token's image; `payment` was credited to it and `fee` to the protocol.
-    event ImageSet(uint256 indexed tokenId, address indexed oracle, bytes32 metadataDigest, uint256 payment, uint256 fee);
+    event ImageSet(
+        uint256 indexed tokenId, address indexed oracle, bytes32 metadataDigest, uint256 payment, uint256 fee
+    );
     /// @notice The holder took the escrow back after the deadline; the token was burned.
     event Refunded(uint256 indexed tokenId, address indexed holder, uint256 amount);
     /// @notice `account` withdrew its credit.
@@ -332,8 +339,8 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         uint256 account = _accounts[msg.sender];
         if (account & 1 == 0) revert NotOracle(msg.sender);
         uint256 bps = _feeBps(_config);
-        uint256 payments;
-        uint256 fees;
+        uint256 payments = 0;
+        uint256 fees = 0;
         for (uint256 i; i < count; ++i) {
             (uint256 payment, uint256 fee) = _fulfil(tokenIds[i], metadataDigests[i], bps);
             // Each term is an escrow below 2**52 gwei; their sum cannot overflow.
@@ -611,8 +618,8 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         bytes memory cid = abi.encodePacked(_CID_PREFIX, digest);
         bytes memory out = new bytes(59); // "b" + ceil(36 * 8 / 5)
         out[0] = "b";
-        uint256 buffer;
-        uint256 bits;
+        uint256 buffer = 0;
+        uint256 bits = 0;
         uint256 j = 1;
         for (uint256 i; i < cid.length; ++i) {
             buffer = (buffer << 8) | uint8(cid[i]);

@@ -347,9 +347,7 @@ contract GenImNFTTest is Test {
     function testFuzz_SetPriceBound(uint256 newPrice) public {
         bool representable = newPrice % 1 gwei == 0 && newPrice <= nft.MAX_PRICE();
         if (!representable) {
-            vm.expectRevert(
-                abi.encodeWithSelector(GenImNFT.UnrepresentablePrice.selector, newPrice, nft.MAX_PRICE())
-            );
+            vm.expectRevert(abi.encodeWithSelector(GenImNFT.UnrepresentablePrice.selector, newPrice, nft.MAX_PRICE()));
         }
         vm.prank(owner);
         nft.setPrice(1, newPrice);

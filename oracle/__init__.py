@@ -1,0 +1,1 @@
+"""GenImNFT oracle daemon: follows paid image requests, generates, pins to IPFS, sets each image once."""
