@@ -49,7 +49,7 @@ def main() -> int:
             receipt = nft.mint(args.prompt, args.tier, sender=buyer, value=nft.price(args.tier))
             [event] = receipt.events.filter(nft.ImageRequested)
             request = nft.request(event.tokenId)
-            print(f"[demo] minted token {event.tokenId} for {event.escrow} wei; prompt bound on-chain: {event.prompt!r}")
+            print(f"[demo] minted token {event.tokenId} for {event.escrow} wei; prompt: {event.prompt!r}")
             print(
                 f"[demo] request: status={STATUS[request.status]} tier={request.tier} "
                 f"escrow={request.escrow} deadline={request.deadline}"
