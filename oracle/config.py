@@ -1,0 +1,121 @@
+"""Daemon configuration: one TOML file (see oracle.example.toml) plus GENIM_* environment overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+# Blocks to trail the head by, per network, unless `confirmations` is set.
+DEFAULT_CONFIRMATIONS = {"local": 0, "sepolia": 3, "mainnet": 10}
+
+
+class ConfigError(ValueError):
+    """The configuration is incomplete or wrong."""
+
+
+class TierSettings(BaseModel):
+    """How one tier is generated. The defaults suit stabilityai/sd-turbo."""
+
+    model: str = "stabilityai/sd-turbo"
+    width: int = 512
+    height: int = 512
+    steps: int = Field(1, ge=1)
+    guidance: float = 0.0
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    vae_tiling: bool = False
+
+
+def default_tiers() -> dict[int, TierSettings]:
+    return {
+        0: TierSettings(),
+        1: TierSettings(width=1024, height=1024, steps=2),
+        2: TierSettings(width=2048, height=2048, steps=2, vae_tiling=True),
+    }
+
+
+class OracleConfig(BaseModel):
+    network: str = "optimism:mainnet:node"
+    rpc_uri: str
+    contract: str | None = None
+    deployment_file: Path | None = None
+    account: str
+    passphrase_env: str = "GENIM_PASSPHRASE"
+    ipfs_api: str = "http://127.0.0.1:5001"
+    state_dir: Path = Path("state")
+    start_block: int | None = None
+    confirmations: int | None = None
+    log_range: int = Field(2000, ge=1)
+    reorg_window: int = Field(32, ge=0)
+    poll_interval: float = Field(1.0, gt=0)
+    deadline_margin: int = Field(60, ge=0, description="skip a request whose deadline is closer than this (s)")
+    generation_batch: int = Field(4, ge=1)
+    max_generation_attempts: int = Field(3, ge=1)
+    batch_size: int = Field(16, ge=1, le=64)
+    batch_wait: float = Field(1.0, ge=0, description="seconds a lone image waits for company")
+    tx_timeout: float = Field(60.0, gt=0, description="seconds before a stuck transaction is replaced")
+    rpc_timeout: float = Field(15.0, gt=0)
+    ipfs_timeout: float = Field(30.0, gt=0)
+    device: str = "auto"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, description="0 disables the metrics and health server")
+    tiers: dict[int, TierSettings] = Field(default_factory=default_tiers)
+
+    @model_validator(mode="after")
+    def _contract_known(self) -> OracleConfig:
+        if self.contract is None and self.deployment_file is None:
+            raise ValueError("set `contract` (an address) or `deployment_file`")
+        return self
+
+    @property
+    def network_name(self) -> str:
+        parts = self.network.split(":")
+        return parts[1] if len(parts) > 1 else "local"
+
+    @property
+    def is_local(self) -> bool:
+        return self.network_name == "local"
+
+    def required_confirmations(self) -> int:
+        if self.confirmations is not None:
+            return self.confirmations
+        return DEFAULT_CONFIRMATIONS.get(self.network_name, 10)
+
+    def contract_address(self) -> str:
+        if self.contract:
+            return self.contract
+        assert self.deployment_file is not None
+        return json.loads(self.deployment_file.read_text())["address"]
+
+    def first_block(self) -> int:
+        if self.start_block is not None:
+            return self.start_block
+        if self.deployment_file is not None and self.deployment_file.is_file():
+            return int(json.loads(self.deployment_file.read_text()).get("block", 0))
+        return 0
+
+
+def load_config(path: Path | None, overrides: dict[str, object] | None = None) -> OracleConfig:
+    """Reads the TOML file, then GENIM_<FIELD> environment variables, then explicit overrides."""
+    data: dict[str, object] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+    for name in OracleConfig.model_fields:
+        value = os.environ.get(f"GENIM_{name.upper()}")
+        if value is not None and name != "tiers":
+            data[name] = value
+    data.update(overrides or {})
+    try:
+        return OracleConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(problems) from exc

@@ -1,0 +1,123 @@
+"""Image generation with diffusers. Computes PNG bytes and nothing else: it never sees the key or the chain.
+
+The seed of each image is derived from (chain id, contract, token id), so anyone with the same model and
+settings can reproduce it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from oracle.config import TierSettings
+
+log = logging.getLogger("genim.generate")
+
+
+class GenerationError(RuntimeError):
+    """The pipeline failed or produced an unusable image."""
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded from the local cache or directory."""
+
+
+def seed_for(chain_id: int, contract: str, token_id: int) -> int:
+    material = chain_id.to_bytes(32, "big") + bytes.fromhex(contract.removeprefix("0x")) + token_id.to_bytes(32, "big")
+    return int.from_bytes(hashlib.sha256(material).digest()[:8], "big") >> 1  # torch seeds are < 2**63
+
+
+@dataclass(frozen=True)
+class Generated:
+    png: bytes
+    seed: int
+
+
+def _device(preference: str) -> str:
+    import torch
+
+    if preference != "auto":
+        return preference
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _dtype(name: str, device: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.float16 if device == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+class Generator:
+    """Loads each tier's pipeline once (tiers sharing model and dtype share it) and runs it in batches."""
+
+    def __init__(self, tiers: dict[int, TierSettings], device: str = "auto") -> None:
+        self.tiers = tiers
+        self.device = _device(device)
+        self._pipelines: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def load(self, tier: int) -> Any:
+        settings = self.tiers[tier]
+        dtype = _dtype(settings.dtype, self.device)
+        key = (settings.model, str(dtype))
+        with self._lock:
+            if key not in self._pipelines:
+                self._pipelines[key] = self._load(settings.model, dtype)
+            pipeline = self._pipelines[key]
+        if settings.vae_tiling and hasattr(pipeline, "vae"):
+            pipeline.vae.enable_tiling()
+        return pipeline
+
+    def _load(self, model: str, dtype: Any) -> Any:
+        from diffusers import AutoPipelineForText2Image
+
+        try:
+            pipeline = AutoPipelineForText2Image.from_pretrained(model, torch_dtype=dtype, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"cannot load model '{model}' from the local cache or directory: {str(exc).splitlines()[0]}"
+            ) from exc
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline.to(self.device)
+
+    def generate(self, tier: int, prompts: list[str], seeds: list[int]) -> list[Generated]:
+        """One batched pipeline call for prompts of one tier; each image from its own seeded generator."""
+        import numpy as np
+        import torch
+
+        settings = self.tiers[tier]
+        pipeline = self.load(tier)
+        generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+        try:
+            images = pipeline(
+                prompt=prompts,
+                num_inference_steps=settings.steps,
+                guidance_scale=settings.guidance,
+                width=settings.width,
+                height=settings.height,
+                generator=generators,
+                output_type="np",
+            ).images
+        except (RuntimeError, ValueError) as exc:
+            raise GenerationError(f"pipeline failed for tier {tier}: {exc}") from exc
+        results = []
+        for array, seed in zip(images, seeds, strict=True):
+            if not np.isfinite(array).all():
+                raise GenerationError(f"pipeline produced NaN or infinite pixels (seed {seed})")
+            results.append(Generated(_png((array * 255).round().clip(0, 255).astype("uint8")), seed))
+        return results
+
+
+def _png(pixels: Any) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    # Fixed encoder settings and no timestamp chunk: the same pixels give the same bytes.
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()

@@ -1,0 +1,291 @@
+"""The job journal: SQLite, one row per token, explicit states, written before every side effect.
+
+A crash at any point leaves each job in the state of its last finished stage, so a restart resumes it
+there: a pinned image is not generated again, and a signed transaction is re-broadcast, not re-signed.
+The event cursor is saved in the same transaction as the jobs found below it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class JobState(StrEnum):
+    SEEN = "seen"
+    GENERATED = "generated"
+    IMAGE_PINNED = "image_pinned"
+    METADATA_PINNED = "metadata_pinned"
+    SUBMITTED = "submitted"
+    CONFIRMED = "confirmed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+FINAL_STATES = (JobState.CONFIRMED, JobState.SKIPPED, JobState.FAILED)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    token_id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    tier INTEGER NOT NULL,
+    prompt TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    escrow TEXT NOT NULL,
+    deadline INTEGER NOT NULL,
+    block_number INTEGER NOT NULL,
+    block_hash TEXT NOT NULL,
+    image_cid TEXT,
+    metadata TEXT,
+    metadata_cid TEXT,
+    tx_hash TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    note TEXT,
+    seen_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 1), next_block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS txs (
+    hash TEXT PRIMARY KEY,
+    nonce INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    token_ids TEXT NOT NULL,
+    max_fee INTEGER NOT NULL,
+    priority_fee INTEGER NOT NULL,
+    sent_at REAL NOT NULL,
+    state TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    token_id: int
+    state: JobState
+    tier: int
+    prompt: str
+    requester: str
+    escrow: int
+    deadline: int
+    block_number: int
+    block_hash: str
+    image_cid: str | None
+    metadata: bytes | None
+    metadata_cid: str | None
+    tx_hash: str | None
+    attempts: int
+    note: str | None
+    seen_at: float
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A request as read from its event."""
+
+    token_id: int
+    tier: int
+    prompt: str
+    requester: str
+    escrow: int
+    deadline: int
+    block_number: int
+    block_hash: str
+
+
+@dataclass(frozen=True)
+class SentTx:
+    hash: str
+    nonce: int
+    raw: bytes
+    token_ids: list[int]
+    max_fee: int
+    priority_fee: int
+    sent_at: float
+
+
+class AlreadyRunning(RuntimeError):
+    """Another daemon holds this state directory."""
+
+
+class Journal:
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
+        self._db = sqlite3.connect(state_dir / "journal.sqlite3", isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock_file = None
+
+    def lock(self) -> None:
+        """Takes the state directory for this process; a second daemon on it fails here."""
+        handle = (self.state_dir / "daemon.lock").open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise AlreadyRunning(f"another genim-oracle is running on {self.state_dir}") from exc
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+    # cursor and discovery
+
+    def next_block(self, default: int) -> int:
+        row = self._db.execute("SELECT next_block FROM cursor WHERE id = 1").fetchone()
+        return row["next_block"] if row else default
+
+    def record_scan(self, jobs: Iterable[NewJob], next_block: int) -> list[int]:
+        """Adds the jobs not yet known and moves the cursor, atomically; returns the new token ids."""
+        now = time.time()
+        added = []
+        with self._transaction():
+            for job in jobs:
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO jobs (token_id, state, tier, prompt, requester, escrow, deadline,"
+                    " block_number, block_hash, seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (job.token_id, JobState.SEEN, job.tier, job.prompt, job.requester, str(job.escrow),
+                     job.deadline, job.block_number, job.block_hash, now, now),
+                )  # fmt: skip
+                if cursor.rowcount:
+                    added.append(job.token_id)
+            self._db.execute(
+                "INSERT INTO cursor (id, next_block) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET next_block = ?",
+                (next_block, next_block),
+            )
+        return added
+
+    def forget_orphans(self, block_hashes: dict[int, str], from_block: int) -> list[int]:
+        """Drops not-yet-acted-on jobs whose mint block at or after `from_block` is no longer canonical."""
+        rows = self._db.execute(
+            "SELECT token_id, block_number, block_hash FROM jobs WHERE block_number >= ? AND state IN (?, ?)",
+            (from_block, JobState.SEEN, JobState.GENERATED),
+        ).fetchall()
+        orphans = [r["token_id"] for r in rows if block_hashes.get(r["block_number"]) not in (None, r["block_hash"])]
+        with self._transaction():
+            for token_id in orphans:
+                self._db.execute("DELETE FROM jobs WHERE token_id = ?", (token_id,))
+        return orphans
+
+    # jobs
+
+    def jobs(self, *states: JobState, limit: int = 1000) -> list[Job]:
+        marks = ",".join("?" * len(states))
+        rows = self._db.execute(
+            f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY deadline, token_id LIMIT ?", (*states, limit)
+        ).fetchall()
+        return [_job(r) for r in rows]
+
+    def job(self, token_id: int) -> Job | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE token_id = ?", (token_id,)).fetchone()
+        return _job(row) if row else None
+
+    def advance(self, token_id: int, state: JobState, **fields: object) -> None:
+        """Moves a job to `state`, setting the given columns in the same write."""
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        assignments = f"state = ?, updated_at = ?{', ' + columns if columns else ''}"
+        with self._transaction():
+            self._db.execute(
+                f"UPDATE jobs SET {assignments} WHERE token_id = ?", (state, time.time(), *fields.values(), token_id)
+            )
+
+    def count_attempt(self, token_id: int, note: str) -> int:
+        with self._transaction():
+            self._db.execute(
+                "UPDATE jobs SET attempts = attempts + 1, note = ?, updated_at = ? WHERE token_id = ?",
+                (note, time.time(), token_id),
+            )
+        return self._db.execute("SELECT attempts FROM jobs WHERE token_id = ?", (token_id,)).fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+        counts = {state.value: 0 for state in JobState}
+        counts.update({r["state"]: r["n"] for r in rows})
+        return counts
+
+    # transactions
+
+    def record_tx(self, tx: SentTx) -> None:
+        """Stores a signed transaction and marks its jobs submitted, before it is broadcast."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO txs (hash, nonce, raw, token_ids, max_fee, priority_fee, sent_at, state)"
+                " VALUES (?,?,?,?,?,?,?,'pending')",
+                (tx.hash, tx.nonce, tx.raw, json.dumps(tx.token_ids), tx.max_fee, tx.priority_fee, tx.sent_at),
+            )
+            for token_id in tx.token_ids:
+                self._db.execute(
+                    "UPDATE jobs SET state = ?, tx_hash = ?, updated_at = ? WHERE token_id = ?",
+                    (JobState.SUBMITTED, tx.hash, time.time(), token_id),
+                )
+
+    def pending_txs(self) -> list[SentTx]:
+        rows = self._db.execute("SELECT * FROM txs WHERE state = 'pending' ORDER BY nonce, sent_at").fetchall()
+        return [
+            SentTx(
+                r["hash"],
+                r["nonce"],
+                bytes(r["raw"]),
+                json.loads(r["token_ids"]),
+                r["max_fee"],
+                r["priority_fee"],
+                r["sent_at"],
+            )
+            for r in rows
+        ]
+
+    def close_txs(self, nonce: int, mined_hash: str | None) -> None:
+        """Settles every transaction sent with `nonce`: the mined one, and the replaced ones."""
+        with self._transaction():
+            self._db.execute("UPDATE txs SET state = 'replaced' WHERE nonce = ? AND state = 'pending'", (nonce,))
+            if mined_hash:
+                self._db.execute("UPDATE txs SET state = 'mined' WHERE hash = ?", (mined_hash,))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        token_id=row["token_id"],
+        state=JobState(row["state"]),
+        tier=row["tier"],
+        prompt=row["prompt"],
+        requester=row["requester"],
+        escrow=int(row["escrow"]),
+        deadline=row["deadline"],
+        block_number=row["block_number"],
+        block_hash=row["block_hash"],
+        image_cid=row["image_cid"],
+        metadata=row["metadata"].encode() if row["metadata"] else None,
+        metadata_cid=row["metadata_cid"],
+        tx_hash=row["tx_hash"],
+        attempts=row["attempts"],
+        note=row["note"],
+        seen_at=row["seen_at"],
+    )

@@ -1,0 +1,84 @@
+"""What the daemon shows: structured log lines, Prometheus metrics and a health endpoint on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+JOBS = Gauge("genim_jobs", "Jobs in the journal by state", ["state"], registry=REGISTRY)
+GENERATION_SECONDS = Histogram(
+    "genim_generation_seconds", "Seconds per batched generation call", ["tier"], registry=REGISTRY,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)  # fmt: skip
+PIN_SECONDS = Histogram("genim_pin_seconds", "Seconds per IPFS add", ["kind"], registry=REGISTRY)
+GAS_USED = Counter("genim_gas_used_total", "Gas used by the oracle's transactions", registry=REGISTRY)
+TXS = Counter("genim_transactions_total", "Transactions by outcome", ["outcome"], registry=REGISTRY)
+EARNINGS = Counter("genim_earnings_wei_total", "Escrow credited to the oracle (wei, before fee)", registry=REGISTRY)
+BALANCE = Gauge("genim_wallet_balance_wei", "The oracle account's balance", registry=REGISTRY)
+CURSOR = Gauge("genim_cursor_block", "Next block the follower will read", registry=REGISTRY)
+LAST_TICK = Gauge("genim_last_tick_timestamp", "Unix time of the last completed loop", registry=REGISTRY)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; `extra` fields (token_id, state...) become keys."""
+
+    RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        line.update({k: v for k, v in record.__dict__.items() if k not in self.RESERVED})
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "urllib3", "web3", "diffusers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(host: str, port: int, status: Callable[[], dict], stale_after: float) -> ThreadingHTTPServer:
+    """Serves /metrics (Prometheus), /health (200 while the loop is alive) and /status (JSON)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                self._reply(200, generate_latest(REGISTRY), "text/plain; version=0.0.4")
+            elif self.path in ("/health", "/status"):
+                body = status()
+                healthy = time.time() - body.get("last_tick", 0) < stale_after
+                code = 200 if healthy or self.path == "/status" else 503
+                self._reply(code, json.dumps({**body, "healthy": healthy}).encode(), "application/json")
+            else:
+                self._reply(404, b"not found\n", "text/plain")
+
+        def _reply(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="genim-http", daemon=True).start()
+    return server
