@@ -32,7 +32,7 @@ node_modules/.installed: package.json
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q --upgrade pip setuptools==84.2.1
 	$(VENV)/bin/pip install -q --no-deps -r requirements.lock
 	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
