@@ -78,7 +78,7 @@ class Generator:
         from diffusers import AutoPipelineForText2Image
 
         try:
-            pipeline = AutoPipelineForText2Image.from_pretrained(model, torch_dtype=dtype, local_files_only=True)
+            pipeline = AutoPipelineForText2Image.from_pretrained(model, dtype=dtype, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"cannot load model '{model}' from the local cache or directory: {str(exc).splitlines()[0]}"
