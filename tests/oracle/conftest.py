@@ -25,7 +25,7 @@ FEE_BPS = 500
 SIZES = {0: 64, 1: 96, 2: 128}
 
 
-def test_key(index: int):
+def account_key(index: int):
     return Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
 
@@ -52,7 +52,7 @@ class Deployment:
     def __init__(self, url: str, contract_type) -> None:
         self.url = url
         self.w3 = Web3(Web3.HTTPProvider(url))
-        self.owner, self.oracle = test_key(0), test_key(1)
+        self.owner, self.oracle = account_key(0), account_key(1)
         factory = self.w3.eth.contract(
             abi=[abi.model_dump(by_alias=True, mode="json") for abi in contract_type.abi],
             bytecode=contract_type.deployment_bytecode.bytecode,

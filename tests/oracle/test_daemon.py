@@ -17,7 +17,7 @@ from oracle.generate import Generator, seed_for
 from oracle.ipfs import IpfsClient
 from oracle.journal import AlreadyRunning, JobState, Journal
 from oracle.metadata import cid_of_digest, raw_cid
-from tests.oracle.conftest import FEE_BPS, PRICES, make_daemon, oracle_config, test_key
+from tests.oracle.conftest import FEE_BPS, PRICES, account_key, make_daemon, oracle_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def assert_all_set_once(deployment, ipfs, token_ids, state_dir: Path) -> None:
 
 
 def test_twenty_requests_across_tiers_are_each_set_once(deployment, ipfs, tiny_model, tmp_path):
-    buyers = [test_key(i) for i in range(2, 7)]
+    buyers = [account_key(i) for i in range(2, 7)]
     prompts = ["a red fox", 'quotes " and \\ backslash', "multi-byte ü 漢字 🎨", "<b>html</b>", '{"json": 1}']
     token_ids = [deployment.mint(buyers[i % 5], f"{prompts[i % 5]} #{i}", i % 3) for i in range(20)]
     config = oracle_config(deployment, ipfs, tiny_model, tmp_path)
@@ -91,7 +91,7 @@ def _confirmed(state_dir: Path) -> int:
 def test_restart_mid_batch_loses_nothing_and_sets_nothing_twice(deployment, ipfs, tiny_model, tmp_path, stop):
     state = tmp_path / "state"
     config_path = _write_config(oracle_config(deployment, ipfs, tiny_model, state), tmp_path / "oracle.toml")
-    token_ids = [deployment.mint(test_key(2 + i % 4), f"request {i}", i % 3) for i in range(12)]
+    token_ids = [deployment.mint(account_key(2 + i % 4), f"request {i}", i % 3) for i in range(12)]
     process = _start_daemon(config_path)
     deadline = time.monotonic() + 120
     while _confirmed(state) < 3 and time.monotonic() < deadline:
@@ -114,7 +114,7 @@ def test_restart_mid_batch_loses_nothing_and_sets_nothing_twice(deployment, ipfs
 
 
 def test_request_too_close_to_deadline_is_skipped_and_refundable(deployment, ipfs, tiny_model, tmp_path, devchain):
-    buyer = test_key(2)
+    buyer = account_key(2)
     token_id = deployment.mint(buyer, "late request", 0)
     devchain.rpc("evm_increaseTime", 3600 - 10)
     devchain.rpc("evm_mine")
@@ -123,7 +123,8 @@ def test_request_too_close_to_deadline_is_skipped_and_refundable(deployment, ipf
     job = daemon.journal.job(token_id)
     assert job is not None and job.state is JobState.SKIPPED and "deadline" in (job.note or "")
     assert deployment.image_set_events() == []
-    devchain.rpc("evm_increaseTime", 20)
+    devchain.rpc("evm_increaseTime", 60)
+    devchain.rpc("evm_mine")
     deployment.send(buyer, deployment.nft.functions.refund(token_id))
     assert deployment.nft.functions.request(token_id).call()[0] == 3
 
@@ -136,7 +137,7 @@ def test_account_that_is_not_an_oracle_stops_the_daemon_at_start(deployment, ipf
                             capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"genim-oracle: account {test_key(5).address} is not an authorised oracle of {deployment.address}"
+        f"genim-oracle: account {account_key(5).address} is not an authorised oracle of {deployment.address}"
     )
     assert "Traceback" not in result.stderr
 
