@@ -67,26 +67,6 @@ CREATE TABLE IF NOT EXISTS txs (
 
 
 @dataclass(frozen=True)
-class Job:
-    token_id: int
-    state: JobState
-    tier: int
-    prompt: str
-    requester: str
-    escrow: int
-    deadline: int
-    block_number: int
-    block_hash: str
-    image_cid: str | None
-    metadata: bytes | None
-    metadata_cid: str | None
-    tx_hash: str | None
-    attempts: int
-    note: str | None
-    seen_at: float
-
-
-@dataclass(frozen=True)
 class NewJob:
     """A request as read from its event."""
 
@@ -98,6 +78,20 @@ class NewJob:
     deadline: int
     block_number: int
     block_hash: str
+
+
+@dataclass(frozen=True)
+class Job(NewJob):
+    """A request and how far the daemon has got with it."""
+
+    state: JobState
+    image_cid: str | None
+    metadata: bytes | None
+    metadata_cid: str | None
+    tx_hash: str | None
+    attempts: int
+    note: str | None
+    seen_at: float
 
 
 @dataclass(frozen=True)
