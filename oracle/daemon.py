@@ -77,7 +77,7 @@ class Daemon:
         self._ready_since: dict[int, float] = {}
         self._single_submits = False
         self._last_balance = 0.0
-        self.last_tick = 0.0
+        self._status: dict = {"jobs": {}, "cursor": 0, "last_tick": 0.0}
 
     # start-up
 
@@ -142,7 +142,6 @@ class Daemon:
                 except TRANSIENT as exc:
                     log.warning("%s waiting out: %s", stage.__name__.strip("_"), _first_line(exc))
             self._observe()
-            self.last_tick = time.time()
             stop.wait(self.config.poll_interval)
         log.info("stopped", extra={"jobs": self.journal.counts()})
 
@@ -340,8 +339,11 @@ class Daemon:
         log.info("job %s", state.value, extra=extra)
 
     def _observe(self) -> None:
-        for state, count in self.journal.counts().items():
+        counts = self.journal.counts()
+        for state, count in counts.items():
             observe.JOBS.labels(state=state).set(count)
+        # The HTTP thread reads this snapshot; the SQLite connection stays on the loop's thread.
+        self._status = {"jobs": counts, "cursor": self.journal.next_block(0), "last_tick": time.time()}
         observe.CURSOR.set(self.journal.next_block(0))
         observe.LAST_TICK.set(time.time())
         if time.time() - self._last_balance > 30:
@@ -352,7 +354,7 @@ class Daemon:
                 pass
 
     def status(self) -> dict:
-        return {"jobs": self.journal.counts(), "cursor": self.journal.next_block(0), "last_tick": self.last_tick}
+        return dict(self._status)
 
     def image_path(self, token_id: int) -> Path:
         return self.images_dir / f"{token_id}.png"

@@ -164,3 +164,34 @@ def test_same_seed_same_settings_same_model_same_bytes(tiny_model):
     other = Generator(tiers).generate(0, ["a red fox"], [seed + 1])[0].png
     assert first == again
     assert first != other
+
+
+def test_metrics_health_and_status_show_what_the_daemon_did(deployment, ipfs, tiny_model, tmp_path):
+    import httpx
+
+    from oracle.localnet import free_port
+
+    state, port = tmp_path / "state", free_port()
+    config_path = _write_config(oracle_config(deployment, ipfs, tiny_model, state), tmp_path / "oracle.toml")
+    config_path.write_text(config_path.read_text().replace("metrics_port = 0", f"metrics_port = {port}"))
+    token_id = deployment.mint(account_key(2), "observed", 0)
+    process = _start_daemon(config_path)
+    try:
+        deadline = time.monotonic() + 120
+        while _confirmed(state) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # one more loop publishes the counts
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'genim_jobs{state="confirmed"} 1.0' in metrics
+        assert "genim_generation_seconds_count" in metrics and "genim_gas_used_total" in metrics
+        health = httpx.get(f"http://127.0.0.1:{port}/health")
+        assert health.status_code == 200 and health.json()["healthy"] is True
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    status = subprocess.run([sys.executable, "-m", "oracle.cli", "status", "--config", str(config_path)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    report = __import__("json").loads(status.stdout)
+    assert report["jobs"]["confirmed"] == 1
+    assert report["credit_wei"] == deployment.nft.functions.credit(deployment.oracle.address).call() > 0
+    assert deployment.nft.functions.request(token_id).call()[0] == 2
