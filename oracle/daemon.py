@@ -22,6 +22,7 @@ from web3.exceptions import ContractLogicError, Web3Exception
 from oracle import observe
 from oracle.chain import Chain, Status
 from oracle.config import OracleConfig
+from oracle.faults import crash_point
 from oracle.generate import Generated, GenerationError, Generator, seed_for
 from oracle.ipfs import IpfsClient, IpfsError
 from oracle.journal import FINAL_STATES, Job, JobState, Journal, SentTx
@@ -173,6 +174,7 @@ class Daemon:
         for token_id in self.journal.record_scan(found, max(safe + 1, self.journal.next_block(0))):
             job = self.journal.job(token_id)
             log.info("job seen", extra={"token_id": token_id, "state": "seen", "tier": job.tier if job else None})
+            crash_point("seen", self.config.state_dir)
 
     def _generate(self) -> None:
         if self._generation is not None:
@@ -188,6 +190,7 @@ class Daemon:
         started = time.monotonic()
 
         def work() -> list[Generated]:
+            crash_point("generating", self.config.state_dir)
             images = self.generator.generate(tier, prompts, seeds)
             observe.GENERATION_SECONDS.labels(tier=str(tier)).observe(time.monotonic() - started)
             return images
@@ -274,12 +277,21 @@ class Daemon:
         for token_id in ids:
             self._ready_since.pop(token_id, None)
             log.info("submitted", extra={"token_id": token_id, "state": "submitted", "tx": tx.hash})
+        crash_point("submitted", self.config.state_dir)
 
     def _settle(self, txs: list[SentTx]) -> None:
         outcome = self.sender.outcome(txs)
         latest = max(txs, key=lambda tx: tx.sent_at)
+        # Our own transaction counts only once it is as deep as the requests we act on: a reorg that drops
+        # it before then sends us back to "not mined", and it is re-broadcast below.
+        confirmed_depth = self.chain.head() - self.config.required_confirmations()
+        if outcome.mined and outcome.tx_hash and outcome.block_number > confirmed_depth:
+            return
         if not outcome.mined:
-            if time.time() - latest.sent_at > self.config.tx_timeout:
+            if not self.sender.known(txs):
+                log.warning("transaction dropped; re-broadcasting", extra={"tx": latest.hash, "nonce": latest.nonce})
+                self.sender.rebroadcast(latest)
+            elif time.time() - latest.sent_at > self.config.tx_timeout:
                 jobs = [self.journal.job(token_id) for token_id in latest.token_ids]
                 digests = [metadata_digest(job.metadata or b"") for job in jobs if job]
                 self.sender.replace(latest, latest.token_ids, digests)
@@ -334,6 +346,7 @@ class Daemon:
 
     def _advance(self, token_id: int, state: JobState, **fields: object) -> None:
         self.journal.advance(token_id, state, **fields)
+        crash_point(state.value, self.config.state_dir)
         extra = {"token_id": token_id, "state": state.value}
         extra.update({k: v for k, v in fields.items() if k in ("image_cid", "metadata_cid", "tx_hash", "note")})
         log.info("job %s", state.value, extra=extra)

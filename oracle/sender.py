@@ -54,6 +54,7 @@ class Outcome:
     mined: bool
     success: bool
     gas_used: int = 0
+    block_number: int = 0
 
 
 class Sender:
@@ -120,12 +121,22 @@ class Sender:
                 receipt = self.chain.w3.eth.get_transaction_receipt(tx.hash)
             except TransactionNotFound:
                 continue
-            return Outcome(tx.hash, True, receipt["status"] == 1, receipt["gasUsed"])
+            return Outcome(tx.hash, True, receipt["status"] == 1, receipt["gasUsed"], receipt["blockNumber"])
         nonce = txs[0].nonce
         if self.chain.w3.eth.get_transaction_count(self.address, "latest") > nonce:
             # The nonce was used, by none of ours that we can still see: dropped by a reorg and replaced.
             return Outcome(None, True, False)
         return Outcome(None, False, False)
+
+    def known(self, txs: list[SentTx]) -> bool:
+        """Whether the node still has any of these transactions (mined or in its pool)."""
+        for tx in txs:
+            try:
+                if self.chain.w3.eth.get_transaction(tx.hash) is not None:
+                    return True
+            except TransactionNotFound:
+                continue
+        return False
 
     def _call(self, token_ids: list[int], digests: list[bytes]):  # noqa: ANN202 (web3 ContractFunction)
         functions = self.chain.contract.functions

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["tests.services"]
+
 BASIC = 10**15  # 0.001 ether
 PREMIUM = 4 * BASIC
 ULTRA = 16 * BASIC

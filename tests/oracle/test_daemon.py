@@ -17,7 +17,7 @@ from oracle.generate import Generator, seed_for
 from oracle.ipfs import IpfsClient
 from oracle.journal import AlreadyRunning, JobState, Journal
 from oracle.metadata import cid_of_digest, raw_cid
-from tests.oracle.conftest import FEE_BPS, PRICES, account_key, make_daemon, oracle_config
+from tests.services import FEE_BPS, PRICES, account_key, make_daemon, oracle_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Real services for the daemon tests: an anvil chain, a js-ipfs node, and the tiny diffusers pipeline."""
+"""Real services for the daemon tests (a pytest plugin): anvil, a js-ipfs node, the tiny diffusers pipeline."""
 
 from __future__ import annotations
 
