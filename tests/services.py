@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,10 +23,12 @@ from oracle.generate import Generator
 from oracle.ipfs import IpfsClient
 from oracle.journal import Journal
 from oracle.localnet import TEST_MNEMONIC, anvil, ipfs_node
+from oracle.metadata import cid_of_digest, raw_cid
 from oracle.sender import Sender
 from oracle.tiny_model import build_tiny_pipeline
 
 Account.enable_unaudited_hdwallet_features()
+ROOT = Path(__file__).resolve().parent.parent
 PRICES = [10**15, 4 * 10**15, 16 * 10**15]
 FEE_BPS = 500
 SIZES = {0: 64, 1: 96, 2: 128}
@@ -100,3 +109,58 @@ def make_daemon(config: OracleConfig) -> Daemon:
                     Sender(chain, journal, load_account(config.account, config.passphrase_env)))  # fmt: skip
     daemon.preflight()
     return daemon
+
+
+def assert_all_set_once(deployment: Deployment, ipfs, token_ids, state_dir: Path) -> None:
+    """Each token: set by exactly one ImageSet, its tokenURI resolves through IPFS to metadata whose digest is
+    on-chain, and whose image is the PNG the daemon generated."""
+    counts = Counter(event["args"]["tokenId"] for event in deployment.image_set_events())
+    assert {t: counts[t] for t in token_ids} == dict.fromkeys(token_ids, 1)
+    client = IpfsClient(ipfs.api_url)
+    for token_id in token_ids:
+        status, _tier, _deadline, _escrow, digest = deployment.nft.functions.request(token_id).call()
+        assert status == 2
+        uri = deployment.nft.functions.tokenURI(token_id).call()
+        metadata = client.cat(uri.removeprefix("ipfs://"))
+        assert hashlib.sha256(metadata).digest() == digest
+        assert uri == f"ipfs://{raw_cid(metadata)}" == f"ipfs://{cid_of_digest(digest)}"
+        image = client.cat(json.loads(metadata)["image"].removeprefix("ipfs://"))
+        assert image == (state_dir / "images" / f"{token_id}.png").read_bytes()
+        assert image.startswith(b"\x89PNG")
+
+
+def write_config(config: OracleConfig, path: Path) -> Path:
+    """The config as the TOML file an operator would write."""
+    lines, tables = [], []
+    for name, value in config.model_dump(mode="json", exclude_none=True).items():
+        if name == "tiers":
+            for tier, settings in value.items():
+                tables.append(f"[tiers.{tier}]")
+                tables += [f"{key} = {json.dumps(item)}" for key, item in settings.items()]
+        else:
+            lines.append(f"{name} = {json.dumps(value)}")
+    path.write_text("\n".join(lines + tables) + "\n")
+    return path
+
+
+def start_daemon(config_path: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "oracle.cli", "run", "--config", str(config_path)],
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+
+
+def confirmed_count(state_dir: Path) -> int:
+    journal = Journal(state_dir)
+    try:
+        return journal.counts()["confirmed"]
+    finally:
+        journal.close()
+
+
+def wait_for(condition, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
