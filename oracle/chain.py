@@ -11,7 +11,7 @@ from pathlib import Path
 from eth_abi import decode
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import Web3Exception
+from web3.exceptions import BlockNotFound, Web3Exception
 
 from oracle.journal import NewJob
 from oracle.metadata import decode_prompt
@@ -57,8 +57,11 @@ class Chain:
     def timestamp(self, block: str | int = "latest") -> int:
         return self.w3.eth.get_block(block)["timestamp"]
 
-    def block_hashes(self, first: int, last: int) -> dict[int, str]:
-        return {n: self.w3.eth.get_block(n)["hash"].hex() for n in range(first, last + 1)}
+    def block_hash(self, number: int) -> str | None:
+        try:
+            return self.w3.eth.get_block(number)["hash"].hex()
+        except BlockNotFound:
+            return None
 
     def has_code(self) -> bool:
         return len(self.w3.eth.get_code(self.contract.address)) > 0

@@ -115,7 +115,8 @@ class Daemon:
         )
 
     def recover(self) -> None:
-        """After a restart: re-broadcast signed transactions, and re-scan the reorg window."""
+        """After a restart: re-broadcast signed transactions, and re-scan the reorg window. (A job whose mint
+        block was reorganised away is caught before its generation and before its submission.)"""
         for tx in self.journal.pending_txs():
             log.info("re-broadcasting", extra={"tx": tx.hash, "nonce": tx.nonce, "token_ids": tx.token_ids})
             try:
@@ -123,13 +124,7 @@ class Daemon:
             except TRANSIENT as exc:
                 log.warning("re-broadcast failed: %s", _first_line(exc), extra={"tx": tx.hash})
         first = self.config.first_block()
-        cursor = self.journal.next_block(first)
-        window_start = max(first, cursor - self.config.reorg_window)
-        head = self.chain.head()
-        if window_start <= head:
-            orphans = self.journal.forget_orphans(self.chain.block_hashes(window_start, head), window_start)
-            for token_id in orphans:
-                log.warning("request dropped by a reorg", extra={"token_id": token_id})
+        window_start = max(first, self.journal.next_block(first) - self.config.reorg_window)
         self._follow(from_block=window_start)
 
     # the loop
@@ -137,26 +132,28 @@ class Daemon:
     def run(self, stop: threading.Event) -> None:
         self.recover()
         while not stop.is_set():
-            for stage in (self._follow, self._generate, self._pin, self._submit):
-                try:
-                    stage()
-                except TRANSIENT as exc:
-                    log.warning("%s waiting out: %s", stage.__name__.strip("_"), _first_line(exc))
-            self._observe()
+            self.step()
             stop.wait(self.config.poll_interval)
         log.info("stopped", extra={"jobs": self.journal.counts()})
 
+    def step(self) -> None:
+        """One pass over every stage; an outage of the RPC or IPFS is logged and waited out."""
+        for stage in (self._follow, self._generate, self._pin, self._submit):
+            try:
+                stage()
+            except TRANSIENT as exc:
+                log.warning("%s waiting out: %s", stage.__name__.strip("_"), _first_line(exc))
+        self._observe()
+
     def drain(self, timeout: float) -> bool:
-        """Runs the loop until no job is in flight (tests, the demo); returns whether it drained."""
+        """Runs the loop until no job is in flight (tests, benchmarks); returns whether it drained."""
         deadline = time.monotonic() + timeout
-        stop = threading.Event()
         self.recover()
         while time.monotonic() < deadline:
-            for stage in (self._follow, self._generate, self._pin, self._submit):
-                stage()
-            if not self.in_flight():
+            self.step()
+            if not self.in_flight() and self._generation is None:
                 return True
-            stop.wait(min(0.2, self.config.poll_interval))
+            time.sleep(min(0.1, self.config.poll_interval))
         return False
 
     def in_flight(self) -> int:
@@ -288,14 +285,15 @@ class Daemon:
         if outcome.mined and outcome.tx_hash and outcome.block_number > confirmed_depth:
             return
         if not outcome.mined:
-            if not self.sender.known(txs):
+            if time.time() - latest.sent_at > self.config.tx_timeout:
+                self._replace(latest)
+            elif not self.sender.known(txs):
                 log.warning("transaction dropped; re-broadcasting", extra={"tx": latest.hash, "nonce": latest.nonce})
-                self.sender.rebroadcast(latest)
-            elif time.time() - latest.sent_at > self.config.tx_timeout:
-                jobs = [self.journal.job(token_id) for token_id in latest.token_ids]
-                digests = [metadata_digest(job.metadata or b"") for job in jobs if job]
-                self.sender.replace(latest, latest.token_ids, digests)
-                observe.TXS.labels(outcome="replaced").inc()
+                try:
+                    self.sender.rebroadcast(latest)
+                except TRANSIENT as exc:  # e.g. its fee cap is now below the base fee
+                    log.warning("re-broadcast refused (%s); replacing", _first_line(exc), extra={"tx": latest.hash})
+                    self._replace(latest)
             return
         self.journal.close_txs(latest.nonce, outcome.tx_hash)
         observe.GAS_USED.inc(outcome.gas_used)
@@ -303,6 +301,12 @@ class Daemon:
         token_ids = next((tx.token_ids for tx in txs if tx.hash == outcome.tx_hash), latest.token_ids)
         for token_id in token_ids:
             self._reconcile(token_id, tx_hash=outcome.tx_hash if outcome.success else None)
+
+    def _replace(self, stuck: SentTx) -> None:
+        jobs = [self.journal.job(token_id) for token_id in stuck.token_ids]
+        digests = [metadata_digest(job.metadata or b"") for job in jobs if job]
+        self.sender.replace(stuck, stuck.token_ids, digests)
+        observe.TXS.labels(outcome="replaced").inc()
 
     def _reconcile(self, token_id: int, tx_hash: str | None) -> None:
         """Sets the job's state from what the chain says now about its request."""
@@ -322,7 +326,13 @@ class Daemon:
     # helpers
 
     def _still_worth_it(self, job: Job) -> bool:
-        """Reads the request on-chain; a job no longer pending, or too close to its deadline, is skipped."""
+        """Reads the request on-chain; a job no longer pending, or too close to its deadline, is skipped. A job
+        whose mint block left the canonical chain is dropped and its blocks are read again."""
+        if self.chain.block_hash(job.block_number) != job.block_hash:
+            self.journal.rewind(job.token_id, job.block_number)
+            log.warning("request's block was reorganised away; re-reading from block %d", job.block_number,
+                        extra={"token_id": job.token_id, "state": "dropped"})  # fmt: skip
+            return False
         request = self.chain.request(job.token_id)
         if request.status is Status.FULFILLED and job.metadata is not None:
             self._reconcile(job.token_id, None)

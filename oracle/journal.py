@@ -163,17 +163,11 @@ class Journal:
             )
         return added
 
-    def forget_orphans(self, block_hashes: dict[int, str], from_block: int) -> list[int]:
-        """Drops not-yet-acted-on jobs whose mint block at or after `from_block` is no longer canonical."""
-        rows = self._db.execute(
-            "SELECT token_id, block_number, block_hash FROM jobs WHERE block_number >= ? AND state IN (?, ?)",
-            (from_block, JobState.SEEN, JobState.GENERATED),
-        ).fetchall()
-        orphans = [r["token_id"] for r in rows if block_hashes.get(r["block_number"]) not in (None, r["block_hash"])]
+    def rewind(self, token_id: int, block_number: int) -> None:
+        """Forgets a job whose mint block was reorganised away and moves the cursor back to that block."""
         with self._transaction():
-            for token_id in orphans:
-                self._db.execute("DELETE FROM jobs WHERE token_id = ?", (token_id,))
-        return orphans
+            self._db.execute("DELETE FROM jobs WHERE token_id = ?", (token_id,))
+            self._db.execute("UPDATE cursor SET next_block = MIN(next_block, ?) WHERE id = 1", (block_number,))
 
     # jobs
 
@@ -228,7 +222,13 @@ class Journal:
                 )
 
     def pending_txs(self) -> list[SentTx]:
-        rows = self._db.execute("SELECT * FROM txs WHERE state = 'pending' ORDER BY nonce, sent_at").fetchall()
+        return self.txs("pending")
+
+    def txs(self, *states: str) -> list[SentTx]:
+        """Signed transactions in the given states (pending, mined, replaced), or all of them."""
+        states = states or ("pending", "mined", "replaced")
+        marks = ",".join("?" * len(states))
+        rows = self._db.execute(f"SELECT * FROM txs WHERE state IN ({marks}) ORDER BY nonce, sent_at", states)
         return [
             SentTx(
                 r["hash"],
@@ -239,7 +239,7 @@ class Journal:
                 r["priority_fee"],
                 r["sent_at"],
             )
-            for r in rows
+            for r in rows.fetchall()
         ]
 
     def close_txs(self, nonce: int, mined_hash: str | None) -> None:
