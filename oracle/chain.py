@@ -40,7 +40,9 @@ class Chain:
     """One contract on one RPC endpoint. Every call has the provider's timeout."""
 
     def __init__(self, rpc_uri: str, address: str, timeout: float = 15.0) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc_uri, request_kwargs={"timeout": timeout}))
+        # No retries inside web3: the daemon's loop retries every stage, and a call must not outlast a SIGTERM.
+        provider = Web3.HTTPProvider(rpc_uri, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+        self.w3 = Web3(provider)
         self.contract: Contract = self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=ABI)
         self._request_topic = self.w3.keccak(text="ImageRequested(uint256,address,uint8,uint256,uint40,string)")
 

@@ -79,6 +79,7 @@ class Daemon:
         self._single_submits = False
         self._last_balance = 0.0
         self._status: dict = {"jobs": {}, "cursor": 0, "last_tick": 0.0}
+        self._outage_logged: dict[str, float] = {}
 
     # start-up
 
@@ -132,17 +133,26 @@ class Daemon:
     def run(self, stop: threading.Event) -> None:
         self.recover()
         while not stop.is_set():
-            self.step()
+            self.step(stop)
             stop.wait(self.config.poll_interval)
         log.info("stopped", extra={"jobs": self.journal.counts()})
 
-    def step(self) -> None:
+    def step(self, stop: threading.Event | None = None) -> None:
         """One pass over every stage; an outage of the RPC or IPFS is logged and waited out."""
         for stage in (self._follow, self._generate, self._pin, self._submit):
+            if stop is not None and stop.is_set():
+                return
+            name = stage.__name__.strip("_")
             try:
                 stage()
             except TRANSIENT as exc:
-                log.warning("%s waiting out: %s", stage.__name__.strip("_"), _first_line(exc))
+                # One line when an outage starts and one every 30 s while it lasts, not one per pass.
+                if time.time() - self._outage_logged.get(name, 0.0) > 30:
+                    log.warning("%s waiting out: %s", name, _first_line(exc))
+                    self._outage_logged[name] = time.time()
+            else:
+                if self._outage_logged.pop(name, None) is not None:
+                    log.info("%s recovered", name)
         self._observe()
 
     def drain(self, timeout: float) -> bool:
@@ -295,12 +305,13 @@ class Daemon:
                     log.warning("re-broadcast refused (%s); replacing", _first_line(exc), extra={"tx": latest.hash})
                     self._replace(latest)
             return
+        # Every job first, the transaction last: if the RPC fails half-way, the next pass settles it again.
+        token_ids = {token_id for tx in txs for token_id in tx.token_ids}
+        for token_id in sorted(token_ids):
+            self._reconcile(token_id, tx_hash=outcome.tx_hash if outcome.success else None)
         self.journal.close_txs(latest.nonce, outcome.tx_hash)
         observe.GAS_USED.inc(outcome.gas_used)
         observe.TXS.labels(outcome="success" if outcome.success else "reverted_or_dropped").inc()
-        token_ids = next((tx.token_ids for tx in txs if tx.hash == outcome.tx_hash), latest.token_ids)
-        for token_id in token_ids:
-            self._reconcile(token_id, tx_hash=outcome.tx_hash if outcome.success else None)
 
     def _replace(self, stuck: SentTx) -> None:
         jobs = [self.journal.job(token_id) for token_id in stuck.token_ids]
@@ -311,7 +322,7 @@ class Daemon:
     def _reconcile(self, token_id: int, tx_hash: str | None) -> None:
         """Sets the job's state from what the chain says now about its request."""
         job = self.journal.job(token_id)
-        if job is None:
+        if job is None or job.state in FINAL_STATES:
             return
         ours = metadata_digest(job.metadata or b"")
         request = self.chain.request(token_id)

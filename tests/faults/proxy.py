@@ -30,14 +30,27 @@ class RpcProxy:
         self.mode = "pass"
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
+    def set_mode(self, mode: str) -> None:
+        """Switches between pass, error and hang; open connections are reset so the new mode applies at once."""
+        self.mode = mode
+        self._reset_connections()
+
     def stop(self) -> None:
         """Cuts the RPC: the port refuses connections and open ones are reset."""
         self.mode = "down"
         if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not on Linux.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
+        self._reset_connections()
+
+    def _reset_connections(self) -> None:
         with self._lock:
             for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
                 connection.close()
             self._connections.clear()
 

@@ -112,15 +112,16 @@ def test_rpc_outage(deployment, devchain, ipfs, tiny_model, tmp_path, mode, seco
         if mode == "down":
             proxy.stop()
         else:
-            proxy.mode = mode
+            proxy.set_mode(mode)
         token_ids += mint_batch(deployment, 3, "during the outage")  # straight to anvil, not through the proxy
         time.sleep(seconds)
         assert process.poll() is None, "the daemon must wait out an RPC outage, not exit"
+        assert sum(_journal_counts(state).values()) == 4, "the outage was real: the new requests are not seen yet"
         restored = time.monotonic()
         if mode == "down":
             proxy.start()
         else:
-            proxy.mode = "pass"
+            proxy.set_mode("pass")
         assert wait_for(lambda: confirmed_count(state) == len(token_ids), timeout=90)
         recovery = time.monotonic() - restored
     finally:
