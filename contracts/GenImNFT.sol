@@ -153,6 +153,8 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     error ZeroAddressOracle();
     /// @dev Renouncing would strand the protocol fees and freeze the oracle set.
     error RenounceDisabled();
+    /// @dev Ether sent with a call that takes none (Solady makes the ERC-721 calls payable).
+    error EtherNotAccepted(uint256 value);
 
     /*//////////////////////////////////////////////////////////////
                                  EVENTS
@@ -447,6 +449,49 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         emit MintingPaused(false);
     }
 
+    /*//////////////////////////////////////////////////////////////
+                    ERC-721 CALLS THAT TAKE NO ETHER
+    //////////////////////////////////////////////////////////////*/
+
+    // Solady declares these payable; ether sent with them would belong to no escrow and no credit, and no
+    // function could ever pay it out. They refuse it instead.
+
+    /// @notice ERC-721 approve. Requirements: as ERC-721, and no ether.
+    /// @param account The account approved for `id`.
+    /// @param id The token.
+    function approve(address account, uint256 id) public payable override {
+        _refuseEther();
+        super.approve(account, id);
+    }
+
+    /// @notice ERC-721 transferFrom. Requirements: as ERC-721, and no ether.
+    /// @param from The holder.
+    /// @param to The new holder.
+    /// @param id The token.
+    function transferFrom(address from, address to, uint256 id) public payable override {
+        _refuseEther();
+        super.transferFrom(from, to, id);
+    }
+
+    /// @notice ERC-721 safeTransferFrom. Requirements: as ERC-721, and no ether.
+    /// @param from The holder.
+    /// @param to The new holder.
+    /// @param id The token.
+    function safeTransferFrom(address from, address to, uint256 id) public payable override {
+        _refuseEther();
+        super.safeTransferFrom(from, to, id);
+    }
+
+    /// @notice ERC-721 safeTransferFrom with data. Requirements: as ERC-721, and no ether.
+    /// @param from The holder.
+    /// @param to The new holder.
+    /// @param id The token.
+    /// @param data Passed to the receiver's onERC721Received.
+    function safeTransferFrom(address from, address to, uint256 id, bytes calldata data) public payable override {
+        _refuseEther();
+        super.safeTransferFrom(from, to, id, data);
+    }
+
     /// @notice Disabled: an ownerless contract would strand the protocol fees and freeze the oracle set.
     function renounceOwnership() public view override onlyOwner {
         revert RenounceDisabled();
@@ -605,6 +650,10 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         uint256 account = _accounts[oracle];
         _accounts[oracle] = authorised ? account | 1 : account & ~uint256(1);
         emit OracleUpdated(oracle, authorised);
+    }
+
+    function _refuseEther() private view {
+        if (msg.value != 0) revert EtherNotAccepted(msg.value);
     }
 
     function _sendValue(address to, uint256 amount) private {

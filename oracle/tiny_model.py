@@ -14,7 +14,7 @@ from pathlib import Path
 TINY_MARKER = "genim-tiny-random"
 
 
-def _write_tokenizer(directory: Path) -> None:
+def write_tokenizer(directory: Path) -> None:
     from transformers import CLIPTokenizer
 
     # A byte-level BPE vocabulary over printable ASCII: every prompt tokenizes, nothing is downloaded.
@@ -62,7 +62,7 @@ def build_tiny_pipeline(directory: Path, seed: int = 0) -> Path:
         norm_num_groups=4,
         layers_per_block=1,
     )
-    _write_tokenizer(directory / "tokenizer")
+    write_tokenizer(directory / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer", local_files_only=True)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(

@@ -266,3 +266,13 @@ def test_supports_interfaces(nft):
     for interface_id in ("0x01ffc9a7", "0x80ac58cd", "0x5b5e139f", "0x49064906", "0x2a55205a"):
         assert nft.supportsInterface(interface_id)
     assert not nft.supportsInterface("0xdeadbeef")
+
+
+def test_erc721_calls_refuse_ether(nft, alice, bob):
+    token_id = mint(nft, alice)
+    with ape.reverts(nft.EtherNotAccepted, value=1):
+        nft.transferFrom(alice, bob, token_id, sender=alice, value=1)
+    with ape.reverts(nft.EtherNotAccepted, value=2):
+        nft.approve(bob, token_id, sender=alice, value=2)
+    nft.transferFrom(alice, bob, token_id, sender=alice)
+    assert nft.ownerOf(token_id) == bob

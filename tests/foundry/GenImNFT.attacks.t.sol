@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+// Hostile callers (issue 4): contracts that re-enter GenImNFT from the ether it sends them.
+// - (a) `mint`: the excess refund's receive() re-enters mint, and tries refund/withdraw/setImage of tokens
+//   that are not its to take.
+// - (b) `refund`: the refund payment's receive() refunds the same token again, and another of its tokens.
+// - (c) `withdraw`: an authorised oracle (and an owner-oracle) with credit re-enters withdraw, and earns
+//   new credit from inside the callback.
+// - griefing: a holder whose receive() reverts cannot take its refund, nor can an operator it approved,
+//   but once it hands the token to an EOA, that EOA can.
+// - payable ERC-721 entry points: solady's approve/transferFrom/safeTransferFrom are payable, and ether sent
+//   with them is kept outside every book (documented below, as found).
+// Each attack runs in two flavours: the attacker catches the inner revert (the outer call then succeeds
+// once), or lets it bubble out of receive() (the outer call then reverts as a whole with TransferFailed,
+// which masks the inner error). Every test checks exact balances of the attacker and the contract and
+// that the contract's balance equals pending escrow plus credits.
+// All tests here are unit tests: one run each, no fuzzing (the fuzz settings in foundry.toml do not apply).
+
+import {ERC721} from "solady/tokens/ERC721.sol";
+import {GenImNFT} from "../../contracts/GenImNFT.sol";
+import {Test} from "./utils/Test.sol";
+
+/// @dev An attacker whose receive() runs a script of calls into the contract, once: on the first payment
+/// after {arm}. Payments that arrive while the script runs (a nested refund, say) are just accepted.
+/// In strict mode an inner revert is re-thrown from receive(), so the contract's payment fails; otherwise
+/// each inner call's success and return or revert data are recorded for the test to check.
+contract Reenterer {
+    GenImNFT internal immutable nft;
+    bytes[] internal _calls;
+    uint256[] internal _values;
+    bool internal _armed;
+    bool public strict;
+    uint256 public callbacks;
+    uint256 public received;
+    bool[] internal _oks;
+    bytes[] internal _returns;
+
+    constructor(GenImNFT nft_) {
+        nft = nft_;
+    }
+
+    /// @dev The script for the next payment: `calls[i]` is sent to the contract with `values[i]` wei.
+    function arm(bytes[] calldata calls, uint256[] calldata values, bool strict_) external {
+        delete _calls;
+        delete _values;
+        delete _oks;
+        delete _returns;
+        for (uint256 i; i < calls.length; ++i) {
+            _calls.push(calls[i]);
+            _values.push(values[i]);
+        }
+        strict = strict_;
+        _armed = true;
+    }
+
+    /// @dev Any call into the contract as this account, paying `value` from its own balance (set-up steps
+    /// and the outer call of an attack).
+    function exec(bytes calldata data, uint256 value) external returns (bytes memory) {
+        (bool ok, bytes memory ret) = address(nft).call{value: value}(data);
+        if (!ok) {
+            assembly {
+                revert(add(ret, 0x20), mload(ret))
+            }
+        }
+        return ret;
+    }
+
+    function outcomes() external view returns (uint256) {
+        return _oks.length;
+    }
+
+    function outcome(uint256 i) external view returns (bool ok, bytes memory ret) {
+        return (_oks[i], _returns[i]);
+    }
+
+    receive() external payable {
+        ++callbacks;
+        received += msg.value;
+        if (!_armed) return;
+        _armed = false;
+        for (uint256 i; i < _calls.length; ++i) {
+            (bool ok, bytes memory ret) = address(nft).call{value: _values[i]}(_calls[i]);
+            if (!ok && strict) {
+                assembly {
+                    revert(add(ret, 0x20), mload(ret))
+                }
+            }
+            _oks.push(ok);
+            _returns.push(ret);
+        }
+    }
+}
+
+/// @dev A holder that refuses all ether: it can mint at the exact price, approve and transfer.
+contract RefusingHolder {
+    function exec(GenImNFT nft, bytes calldata data, uint256 value) external returns (bytes memory) {
+        (bool ok, bytes memory ret) = address(nft).call{value: value}(data);
+        if (!ok) {
+            assembly {
+                revert(add(ret, 0x20), mload(ret))
+            }
+        }
+        return ret;
+    }
+
+    receive() external payable {
+        revert("no ether, thanks");
+    }
+}
+
+contract GenImNFTAttackTest is Test {
+    GenImNFT internal nft;
+    Reenterer internal attacker;
+    address internal owner = vm.addr(1);
+    address internal oracle = vm.addr(2);
+    address internal alice = vm.addr(3);
+    address internal bob = vm.addr(4);
+    address internal carol = vm.addr(5);
+
+    uint256 internal constant BASIC = 0.001 ether;
+    uint256 internal constant PREMIUM = 0.004 ether;
+    uint256 internal constant ULTRA = 0.016 ether;
+    uint16 internal constant FEE_BPS = 500;
+    bytes32 internal constant DIGEST = keccak256("metadata");
+
+    // Accounts that may hold credit; the books sum their credits (the owner's includes the fees).
+    address[] internal _creditors;
+    // Alice's token, minted in setUp: money of a bystander that a double payment would take.
+    uint256 internal victim;
+
+    function setUp() public {
+        address[] memory oracles = new address[](1);
+        oracles[0] = oracle;
+        nft = new GenImNFT(owner, [BASIC, PREMIUM, ULTRA], FEE_BPS, oracles);
+        attacker = new Reenterer(nft);
+        vm.deal(alice, 100 ether);
+        vm.deal(bob, 100 ether);
+        vm.deal(address(attacker), 10 ether);
+        _creditors.push(owner);
+        _creditors.push(oracle);
+        _creditors.push(address(attacker));
+        vm.prank(alice);
+        victim = nft.mint{value: ULTRA}("a lighthouse at dawn", 2);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    function _pendingEscrow() internal view returns (uint256 pending) {
+        uint256 next = nft.nextTokenId();
+        for (uint256 id = 1; id < next; ++id) {
+            GenImNFT.Request memory r = nft.request(id);
+            if (r.status == GenImNFT.Status.Pending) pending += r.escrow;
+        }
+    }
+
+    function _credits() internal view returns (uint256 sum) {
+        for (uint256 i; i < _creditors.length; ++i) {
+            sum += nft.credit(_creditors[i]);
+        }
+    }
+
+    /// @dev The contract holds exactly what it owes: pending escrow plus credits (fees included).
+    function _assertBooks() internal view {
+        vm.assertEq(address(nft).balance, _pendingEscrow() + _credits(), "balance == pending escrow + credits");
+    }
+
+    function _one(bytes memory call, uint256 value) internal pure returns (bytes[] memory calls, uint256[] memory v) {
+        calls = new bytes[](1);
+        v = new uint256[](1);
+        (calls[0], v[0]) = (call, value);
+    }
+
+    function _attackerMint(uint8 tier) internal returns (uint256) {
+        bytes memory ret = attacker.exec(abi.encodeCall(GenImNFT.mint, ("mine", tier)), nft.price(tier));
+        return abi.decode(ret, (uint256));
+    }
+
+    function _assertOutcome(uint256 i, bool ok, bytes memory expected, string memory what) internal view {
+        (bool gotOk, bytes memory got) = attacker.outcome(i);
+        if (ok) vm.assertTrue(gotOk, what);
+        else vm.assertFalse(gotOk, what);
+        vm.assertEq(keccak256(got), keccak256(expected), what);
+    }
+
+    function _assertStatus(uint256 id, GenImNFT.Status status, string memory what) internal view {
+        vm.assertEq(uint256(nft.request(id).status), uint256(status), what);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                      (a) RE-ENTERING MINT FROM THE EXCESS
+    //////////////////////////////////////////////////////////////*/
+
+    /// The excess refund re-enters mint with that excess: two tokens, two escrows, nothing paid twice.
+    /// The outer mint succeeds; the id was taken before the payment, so the inner mint gets the next one.
+    function test_MintReentryFromExcessMintsNextIdAndPaysEachOnce() public {
+        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.mint, ("again", 0)), BASIC);
+        attacker.arm(calls, values, false);
+        uint256 attackerBefore = address(attacker).balance;
+        uint256 nftBefore = address(nft).balance;
+
+        bytes memory ret = attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0)), 2 * BASIC);
+
+        uint256 outer = abi.decode(ret, (uint256));
+        (bool ok, bytes memory innerRet) = attacker.outcome(0);
+        vm.assertTrue(ok, "inner mint succeeded");
+        uint256 inner = abi.decode(innerRet, (uint256));
+        vm.assertEq(outer, victim + 1, "outer id");
+        vm.assertEq(inner, victim + 2, "inner id is the next one, not a reuse");
+        vm.assertEq(nft.nextTokenId(), victim + 3, "two ids used");
+        vm.assertEq(nft.ownerOf(outer), address(attacker), "outer holder");
+        vm.assertEq(nft.ownerOf(inner), address(attacker), "inner holder");
+        vm.assertEq(nft.request(outer).escrow, BASIC, "outer escrow");
+        vm.assertEq(nft.request(inner).escrow, BASIC, "inner escrow");
+        _assertStatus(outer, GenImNFT.Status.Pending, "outer pending");
+        _assertStatus(inner, GenImNFT.Status.Pending, "inner pending");
+        vm.assertEq(attacker.callbacks(), 1, "one excess refund (the inner mint paid exactly)");
+        vm.assertEq(attacker.received(), BASIC, "excess returned once");
+        vm.assertEq(address(attacker).balance, attackerBefore - 2 * BASIC, "attacker paid two prices");
+        vm.assertEq(address(nft).balance, nftBefore + 2 * BASIC, "contract holds two escrows");
+        _assertBooks();
+    }
+
+    /// From the excess refund the attacker tries to take what is not its own: a bystander's expired token,
+    /// its own brand-new token, a withdrawal without credit, an image without being an oracle. All revert;
+    /// only the refund of its own expired token pays, once. The outer mint succeeds.
+    function test_MintReentryCannotTakeOthersEscrow() public {
+        uint256 own = _attackerMint(1);
+        vm.warp(block.timestamp + 1 hours); // the victim's and `own`'s deadlines pass
+        uint256 fresh = nft.nextTokenId();
+        uint256 freshDeadline = block.timestamp + nft.timeout();
+
+        bytes[] memory calls = new bytes[](5);
+        uint256[] memory values = new uint256[](5);
+        calls[0] = abi.encodeCall(GenImNFT.refund, (victim));
+        calls[1] = abi.encodeCall(GenImNFT.refund, (fresh));
+        calls[2] = abi.encodeCall(GenImNFT.withdraw, ());
+        calls[3] = abi.encodeCall(GenImNFT.setImage, (fresh, DIGEST));
+        calls[4] = abi.encodeCall(GenImNFT.refund, (own));
+        attacker.arm(calls, values, false);
+        uint256 attackerBefore = address(attacker).balance;
+        uint256 nftBefore = address(nft).balance;
+
+        attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0)), BASIC + 1 ether);
+
+        _assertOutcome(0, false, abi.encodeWithSelector(ERC721.NotOwnerNorApproved.selector), "bystander's token");
+        _assertOutcome(
+            1,
+            false,
+            abi.encodeWithSelector(GenImNFT.DeadlineNotReached.selector, fresh, freshDeadline),
+            "own fresh token"
+        );
+        _assertOutcome(
+            2, false, abi.encodeWithSelector(GenImNFT.NothingToWithdraw.selector, address(attacker)), "no credit"
+        );
+        _assertOutcome(3, false, abi.encodeWithSelector(GenImNFT.NotOracle.selector, address(attacker)), "not oracle");
+        _assertOutcome(4, true, "", "own expired token refunds");
+        vm.assertEq(attacker.callbacks(), 2, "excess refund, then the nested refund of `own`");
+        vm.assertEq(nft.ownerOf(victim), alice, "victim's token untouched");
+        _assertStatus(victim, GenImNFT.Status.Pending, "victim still pending");
+        _assertStatus(own, GenImNFT.Status.Refunded, "own refunded");
+        _assertStatus(fresh, GenImNFT.Status.Pending, "fresh pending");
+        vm.assertEq(address(attacker).balance, attackerBefore - BASIC + PREMIUM, "paid one price, got own escrow");
+        vm.assertEq(address(nft).balance, nftBefore + BASIC - PREMIUM, "contract: +fresh escrow -own escrow");
+        _assertBooks();
+    }
+
+    /// If the attacker lets its inner revert escape receive(), the excess cannot be returned: the whole mint
+    /// reverts with TransferFailed (the inner NotOwnerNorApproved is not what surfaces), and nothing changed.
+    function test_RevertWhen_MintReentryRevertEscapesReceive() public {
+        vm.warp(block.timestamp + 1 hours);
+        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.refund, (victim)), 0);
+        attacker.arm(calls, values, true);
+        uint256 attackerBefore = address(attacker).balance;
+        uint256 nftBefore = address(nft).balance;
+        uint256 next = nft.nextTokenId();
+
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(attacker), 1 ether));
+        attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0)), BASIC + 1 ether);
+
+        vm.assertEq(nft.nextTokenId(), next, "no token minted");
+        vm.assertEq(nft.balanceOf(address(attacker)), 0, "attacker holds nothing");
+        vm.assertEq(address(attacker).balance, attackerBefore, "attacker balance unchanged");
+        vm.assertEq(address(nft).balance, nftBefore, "contract balance unchanged");
+        vm.assertEq(nft.ownerOf(victim), alice, "victim untouched");
+        _assertBooks();
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                    (b) RE-ENTERING REFUND FROM THE REFUND
+    //////////////////////////////////////////////////////////////*/
+
+    /// The refund payment re-enters refund on the same token (RequestNotPending: Refunded, it was marked and
+    /// burned before the payment) and on another expired token of the attacker (pays, once). The outer
+    /// refund succeeds; the attacker gets exactly the two escrows.
+    function test_RefundReentryCannotRefundSameTokenTwice() public {
+        uint256 x = _attackerMint(1);
+        uint256 y = _attackerMint(0);
+        vm.warp(block.timestamp + 1 hours);
+        bytes[] memory calls = new bytes[](2);
+        uint256[] memory values = new uint256[](2);
+        calls[0] = abi.encodeCall(GenImNFT.refund, (x));
+        calls[1] = abi.encodeCall(GenImNFT.refund, (y));
+        attacker.arm(calls, values, false);
+        uint256 attackerBefore = address(attacker).balance;
+        uint256 nftBefore = address(nft).balance;
+
+        attacker.exec(abi.encodeCall(GenImNFT.refund, (x)), 0);
+
+        _assertOutcome(
+            0,
+            false,
+            abi.encodeWithSelector(GenImNFT.RequestNotPending.selector, x, GenImNFT.Status.Refunded),
+            "same token again"
+        );
+        _assertOutcome(1, true, "", "other own token");
+        vm.assertEq(attacker.callbacks(), 2, "two payments: x, then y nested");
+        vm.assertEq(attacker.received(), PREMIUM + BASIC, "each escrow received once");
+        vm.assertEq(address(attacker).balance, attackerBefore + PREMIUM + BASIC, "attacker: two escrows, once each");
+        vm.assertEq(address(nft).balance, nftBefore - PREMIUM - BASIC, "contract paid two escrows, once each");
+        _assertStatus(x, GenImNFT.Status.Refunded, "x refunded");
+        _assertStatus(y, GenImNFT.Status.Refunded, "y refunded");
+        vm.assertEq(nft.balanceOf(address(attacker)), 0, "both burned");
+        _assertStatus(victim, GenImNFT.Status.Pending, "victim still pending");
+        _assertBooks();
+    }
+
+    /// Strict attacker: the inner RequestNotPending escapes receive(), so the refund payment fails and the
+    /// whole refund reverts with TransferFailed; the token is back to pending and held by the attacker, and a
+    /// later plain refund pays it exactly once.
+    function test_RevertWhen_RefundReentryRevertEscapesReceive() public {
+        uint256 x = _attackerMint(1);
+        vm.warp(block.timestamp + 1 hours);
+        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.refund, (x)), 0);
+        attacker.arm(calls, values, true);
+        uint256 attackerBefore = address(attacker).balance;
+        uint256 nftBefore = address(nft).balance;
+
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(attacker), PREMIUM));
+        attacker.exec(abi.encodeCall(GenImNFT.refund, (x)), 0);
+
+        _assertStatus(x, GenImNFT.Status.Pending, "rolled back to pending");
+        vm.assertEq(nft.ownerOf(x), address(attacker), "not burned");
+        vm.assertEq(address(attacker).balance, attackerBefore, "attacker unpaid");
+        vm.assertEq(address(nft).balance, nftBefore, "contract unchanged");
+        _assertBooks();
+
+        // Disarmed (the script ran once and was rolled back with the call: re-arm with nothing to do).
+        attacker.arm(new bytes[](0), new uint256[](0), true);
+        attacker.exec(abi.encodeCall(GenImNFT.refund, (x)), 0);
+        vm.assertEq(address(attacker).balance, attackerBefore + PREMIUM, "paid once");
+        vm.assertEq(address(nft).balance, nftBefore - PREMIUM, "contract paid once");
+        _assertStatus(x, GenImNFT.Status.Refunded, "refunded");
+        _assertBooks();
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                  (c) RE-ENTERING WITHDRAW FROM THE WITHDRAWAL
+    //////////////////////////////////////////////////////////////*/
+
+    /// Makes the attacker an oracle with the credit of one ULTRA image (bob's token); returns that credit.
+    function _attackerEarns() internal returns (uint256 earned) {
+        vm.prank(owner);
+        nft.setOracle(address(attacker), true);
+        vm.prank(bob);
+        uint256 id = nft.mint{value: ULTRA}("a harbour", 2);
+        attacker.exec(abi.encodeCall(GenImNFT.setImage, (id, DIGEST)), 0);
+        earned = ULTRA - ULTRA * FEE_BPS / 10_000;
+        vm.assertEq(nft.credit(address(attacker)), earned, "attacker's credit");
+    }
+
+    /// An oracle re-enters withdraw from its payment: NothingToWithdraw, the credit was cleared before the
+    /// payment. The outer withdraw succeeds and pays the credit once; the oracle flag survives.
+    function test_WithdrawReentryCannotWithdrawTwice() public {
+        uint256 earned = _attackerEarns();
+        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.withdraw, ()), 0);
+        attacker.arm(calls, values, false);
+        uint256 attackerBefore = address(attacker).balance;
+        uint256 nftBefore = address(nft).balance;
+        uint256 fees = nft.credit(owner);
+
+        attacker.exec(abi.encodeCall(GenImNFT.withdraw, ()), 0);
+
+        _assertOutcome(
+            0, false, abi.encodeWithSelector(GenImNFT.NothingToWithdraw.selector, address(attacker)), "second withdraw"
+        );
+        vm.assertEq(attacker.callbacks(), 1, "one payment");
+        vm.assertEq(address(attacker).balance, attackerBefore + earned, "credit paid once");
+        vm.assertEq(address(nft).balance, nftBefore - earned, "contract paid once");
+        vm.assertEq(nft.credit(address(attacker)), 0, "credit cleared");
+        vm.assertTrue(nft.isOracle(address(attacker)), "still an oracle");
+        vm.assertEq(nft.credit(owner), fees, "fees untouched");
+        vm.assertEq(address(nft).balance, ULTRA + fees, "victim's escrow and the fees remain");
+        _assertBooks();
+    }
+
+    /// Strict attacker: the inner NothingToWithdraw escapes receive(); the withdrawal reverts as a whole with
+    /// TransferFailed and the credit is intact. A plain withdraw afterwards pays it once.
+    function test_RevertWhen_WithdrawReentryRevertEscapesReceive() public {
+        uint256 earned = _attackerEarns();
+        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.withdraw, ()), 0);
+        attacker.arm(calls, values, true);
+        uint256 attackerBefore = address(attacker).balance;
+        uint256 nftBefore = address(nft).balance;
+
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(attacker), earned));
+        attacker.exec(abi.encodeCall(GenImNFT.withdraw, ()), 0);
+
+        vm.assertEq(nft.credit(address(attacker)), earned, "credit intact");
+        vm.assertEq(address(attacker).balance, attackerBefore, "attacker unpaid");
+        vm.assertEq(address(nft).balance, nftBefore, "contract unchanged");
+        _assertBooks();
+
+        attacker.arm(new bytes[](0), new uint256[](0), true);
+        attacker.exec(abi.encodeCall(GenImNFT.withdraw, ()), 0);
+        vm.assertEq(address(attacker).balance, attackerBefore + earned, "paid once");
+        vm.assertEq(nft.credit(address(attacker)), 0, "credit cleared");
+        _assertBooks();
+    }
+
+    /// From inside its withdrawal the oracle sets another image (legitimate: new credit) and withdraws
+    /// again: it gets the old credit plus the new one, each once, and nothing of the escrow still pending.
+    function test_WithdrawReentryEarnsOnlyNewCredit() public {
+        uint256 earned = _attackerEarns();
+        bytes[] memory calls = new bytes[](3);
+        uint256[] memory values = new uint256[](3);
+        calls[0] = abi.encodeCall(GenImNFT.setImage, (victim, DIGEST));
+        calls[1] = abi.encodeCall(GenImNFT.withdraw, ());
+        calls[2] = abi.encodeCall(GenImNFT.withdraw, ());
+        attacker.arm(calls, values, false);
+        uint256 attackerBefore = address(attacker).balance;
+        uint256 nftBefore = address(nft).balance;
+        uint256 fee = ULTRA * FEE_BPS / 10_000;
+
+        attacker.exec(abi.encodeCall(GenImNFT.withdraw, ()), 0);
+
+        _assertOutcome(0, true, "", "image for the victim's token");
+        _assertOutcome(1, true, "", "withdraw the new credit");
+        _assertOutcome(
+            2, false, abi.encodeWithSelector(GenImNFT.NothingToWithdraw.selector, address(attacker)), "nothing left"
+        );
+        vm.assertEq(attacker.callbacks(), 2, "two payments");
+        vm.assertEq(attacker.received(), earned + (ULTRA - fee), "old credit + new credit");
+        vm.assertEq(address(attacker).balance, attackerBefore + earned + ULTRA - fee, "each credit once");
+        vm.assertEq(address(nft).balance, nftBefore - earned - (ULTRA - fee), "contract paid each credit once");
+        vm.assertEq(nft.credit(owner), 2 * fee, "both fees kept for the owner");
+        vm.assertEq(address(nft).balance, 2 * fee, "only the fees remain");
+        _assertBooks();
+    }
+
+    /// The attacker is owner and oracle: one withdrawal pays credit plus fees; re-entry finds nothing.
+    function test_OwnerOracleWithdrawReentryPaysFeesOnce() public {
+        uint256 earned = _attackerEarns();
+        vm.prank(owner);
+        nft.transferOwnership(address(attacker));
+        attacker.exec(abi.encodeWithSignature("acceptOwnership()"), 0);
+        vm.assertEq(nft.owner(), address(attacker), "attacker owns the contract");
+        uint256 fees = ULTRA * FEE_BPS / 10_000;
+        vm.assertEq(nft.credit(address(attacker)), earned + fees, "credit includes the fees");
+        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.withdraw, ()), 0);
+        attacker.arm(calls, values, false);
+        uint256 attackerBefore = address(attacker).balance;
+
+        attacker.exec(abi.encodeCall(GenImNFT.withdraw, ()), 0);
+
+        _assertOutcome(
+            0, false, abi.encodeWithSelector(GenImNFT.NothingToWithdraw.selector, address(attacker)), "second withdraw"
+        );
+        vm.assertEq(address(attacker).balance, attackerBefore + earned + fees, "credit and fees, once");
+        vm.assertEq(address(nft).balance, ULTRA, "only the victim's escrow remains");
+        vm.assertEq(nft.credit(address(attacker)), 0, "nothing owed");
+        _assertBooks();
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                GRIEFING
+    //////////////////////////////////////////////////////////////*/
+
+    /// A holder whose receive() reverts cannot be refunded, neither by itself nor by an operator it approved
+    /// (the refund always pays the holder). Its escrow stays, correctly booked, and others are unaffected.
+    /// Once it transfers the token to an EOA, that EOA refunds and is paid.
+    function test_RevertWhen_RefusingHolderRefunds_ThenEOAHolderCan() public {
+        RefusingHolder refuser = new RefusingHolder();
+        vm.deal(address(refuser), 1 ether);
+        bytes memory ret = refuser.exec(nft, abi.encodeCall(GenImNFT.mint, ("stubborn", 1)), PREMIUM);
+        uint256 id = abi.decode(ret, (uint256));
+        refuser.exec(nft, abi.encodeCall(ERC721.approve, (bob, id)), 0);
+        uint256 deadline = nft.request(id).deadline;
+        vm.warp(deadline);
+
+        bytes memory failed = abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(refuser), PREMIUM);
+        vm.expectRevert(failed);
+        refuser.exec(nft, abi.encodeCall(GenImNFT.refund, (id)), 0);
+        vm.expectRevert(failed);
+        vm.prank(bob);
+        nft.refund(id);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.DeadlinePassed.selector, id, deadline));
+        vm.prank(oracle);
+        nft.setImage(id, DIGEST);
+        _assertStatus(id, GenImNFT.Status.Pending, "still pending");
+        vm.assertEq(nft.ownerOf(id), address(refuser), "still held");
+        vm.assertEq(address(nft).balance, ULTRA + PREMIUM, "both escrows held");
+        _assertBooks();
+
+        // A bystander's refund is not blocked by the stuck one.
+        uint256 aliceBefore = alice.balance;
+        vm.prank(alice);
+        nft.refund(victim);
+        vm.assertEq(alice.balance, aliceBefore + ULTRA, "alice refunded");
+
+        refuser.exec(nft, abi.encodeCall(ERC721.transferFrom, (address(refuser), carol, id)), 0);
+        vm.prank(carol);
+        nft.refund(id);
+        vm.assertEq(carol.balance, PREMIUM, "the EOA holder gets the escrow");
+        vm.assertEq(address(refuser).balance, 1 ether - PREMIUM, "the refuser got nothing");
+        vm.assertEq(address(nft).balance, 0, "contract empty");
+        _assertStatus(id, GenImNFT.Status.Refunded, "refunded");
+        _assertBooks();
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                     ETHER SENT WITH ERC-721 CALLS
+    //////////////////////////////////////////////////////////////*/
+
+    /// Found while writing these tests: solady's approve, transferFrom and both safeTransferFrom are `payable`;
+    /// ether sent with them would belong to no escrow and no credit and could never be paid out. GenImNFT
+    /// overrides them to refuse it.
+    function test_RevertWhen_EtherSentWithTransferOrApprove() public {
+        uint256 before = address(nft).balance;
+        vm.startPrank(alice);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.EtherNotAccepted.selector, 1));
+        nft.approve{value: 1 wei}(bob, victim);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.EtherNotAccepted.selector, 2));
+        nft.transferFrom{value: 2 wei}(alice, bob, victim);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.EtherNotAccepted.selector, 3));
+        nft.safeTransferFrom{value: 3 wei}(alice, bob, victim);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.EtherNotAccepted.selector, 4));
+        nft.safeTransferFrom{value: 4 wei}(alice, bob, victim, "");
+        nft.transferFrom(alice, bob, victim);
+        vm.stopPrank();
+        vm.assertEq(nft.ownerOf(victim), bob, "a transfer without ether still works");
+        vm.assertEq(address(nft).balance, before, "no ether taken");
+        _assertBooks();
+    }
+}
