@@ -144,9 +144,11 @@ def write_config(config: OracleConfig, path: Path) -> Path:
 
 
 def start_daemon(config_path: Path, **env: str) -> subprocess.Popen:
+    """`genim-oracle run` as its own process; its log goes next to the config (a pipe could fill and block it)."""
+    log = config_path.with_suffix(".log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "oracle.cli", "run", "--config", str(config_path)],
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, stdout=log, stderr=log,
+                            cwd=ROOT)  # fmt: skip
 
 
 def confirmed_count(state_dir: Path) -> int:
