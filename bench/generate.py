@@ -150,36 +150,22 @@ def baseline_call(pipeline: Any, args: argparse.Namespace, batch: int) -> Call:
     return call
 
 
-def load_tuned(model_dir: Path, args: argparse.Namespace, device: torch.device) -> Any:
-    from diffusers.models.attention_processor import AttnProcessor2_0
-
-    size, steps = args.resolution, args.steps
+def load_tuned(model_dir: Path, args: argparse.Namespace, device: torch.device) -> Generator:
+    """The daemon's Generator with this run's options as a tier's settings (oracle.config.TierSettings)."""
+    compile_mode = "reduce-overhead" if args.cuda_graphs else "default" if args.compile else "off"
     settings = TierSettings(
-        model=str(model_dir), width=size, height=size, steps=steps, dtype=args.dtype, vae_tiling=args.vae_tiling
-    )
-    pipeline = Generator({0: settings}, device=str(device)).load(0)
-    for module in (pipeline.unet, pipeline.vae):
-        if args.sdpa:
-            module.set_attn_processor(AttnProcessor2_0())
-        if args.channels_last:
-            module.to(memory_format=torch.channels_last)
-    if args.compile:
-        pipeline.unet = torch.compile(pipeline.unet, mode="reduce-overhead" if args.cuda_graphs else "default")
-    return pipeline
+        model=str(model_dir), width=args.resolution, height=args.resolution, steps=args.steps, guidance=args.guidance,
+        dtype=args.dtype, vae_tiling=args.vae_tiling, sdpa=args.sdpa, channels_last=args.channels_last,
+        compile=compile_mode,
+    )  # fmt: skip
+    generator = Generator({0: settings}, device=str(device))
+    generator.load(0)
+    return generator
 
 
-def tuned_call(pipeline: Any, args: argparse.Namespace, batch: int, device: torch.device) -> Call:
+def tuned_call(generator: Generator, batch: int) -> Call:
     def call() -> None:
-        generators = [torch.Generator(device=device).manual_seed(seed) for seed in range(batch)]
-        pipeline(
-            prompt=[PROMPT] * batch,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            width=args.resolution,
-            height=args.resolution,
-            generator=generators,
-            output_type="np",
-        )
+        generator.pixels(0, [PROMPT] * batch, list(range(batch)))
 
     return call
 
@@ -199,8 +185,8 @@ def baseline_phase(model_dir: Path, args: argparse.Namespace, device: torch.devi
 
 
 def tuned_phase(model_dir: Path, args: argparse.Namespace, device: torch.device) -> Figures:
-    pipeline = load_tuned(model_dir, args, device)
-    return run_phase("tuned", lambda batch: tuned_call(pipeline, args, batch, device), args, device)
+    generator = load_tuned(model_dir, args, device)
+    return run_phase("tuned", lambda batch: tuned_call(generator, batch), args, device)
 
 
 def _free(device: torch.device) -> None:

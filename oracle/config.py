@@ -28,6 +28,11 @@ class TierSettings(BaseModel):
     guidance: float = 0.0
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     vae_tiling: bool = False
+    sdpa: bool = True  # torch scaled_dot_product_attention in the UNet and VAE
+    channels_last: bool = False  # channels-last memory format for the UNet and VAE (tensor cores)
+    compile: Literal["off", "default", "reduce-overhead"] = (
+        "off"  # torch.compile the UNet; reduce-overhead = CUDA graphs
+    )
 
 
 def default_tiers() -> dict[int, TierSettings]:

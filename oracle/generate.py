@@ -68,7 +68,7 @@ class Generator:
         key = (settings.model, str(dtype))
         with self._lock:
             if key not in self._pipelines:
-                self._pipelines[key] = self._load(settings.model, dtype)
+                self._pipelines[key] = _tune(self._load(settings.model, dtype), settings)
             pipeline = self._pipelines[key]
         if settings.vae_tiling and hasattr(pipeline, "vae"):
             pipeline.vae.enable_tiling()
@@ -87,15 +87,25 @@ class Generator:
         return pipeline.to(self.device)
 
     def generate(self, tier: int, prompts: list[str], seeds: list[int]) -> list[Generated]:
-        """One batched pipeline call for prompts of one tier; each image from its own seeded generator."""
+        """One batched pipeline call for prompts of one tier, as PNG bytes; NaN or infinite pixels fail it."""
         import numpy as np
+
+        results = []
+        for array, seed in zip(self.pixels(tier, prompts, seeds), seeds, strict=True):
+            if not np.isfinite(array).all():
+                raise GenerationError(f"pipeline produced NaN or infinite pixels (seed {seed})")
+            results.append(Generated(_png((array * 255).round().clip(0, 255).astype("uint8")), seed))
+        return results
+
+    def pixels(self, tier: int, prompts: list[str], seeds: list[int]) -> Any:
+        """The pipeline call itself: float pixels in [0, 1], one image per prompt, each from its own seed."""
         import torch
 
         settings = self.tiers[tier]
         pipeline = self.load(tier)
         generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
         try:
-            images = pipeline(
+            return pipeline(
                 prompt=prompts,
                 num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance,
@@ -106,12 +116,23 @@ class Generator:
             ).images
         except (RuntimeError, ValueError) as exc:
             raise GenerationError(f"pipeline failed for tier {tier}: {exc}") from exc
-        results = []
-        for array, seed in zip(images, seeds, strict=True):
-            if not np.isfinite(array).all():
-                raise GenerationError(f"pipeline produced NaN or infinite pixels (seed {seed})")
-            results.append(Generated(_png((array * 255).round().clip(0, 255).astype("uint8")), seed))
-        return results
+
+
+def _tune(pipeline: Any, settings: TierSettings) -> Any:
+    """The throughput options of a tier (bench/generate.py measures each)."""
+    import torch
+
+    if settings.sdpa:
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        for module in (pipeline.unet, pipeline.vae):
+            module.set_attn_processor(AttnProcessor2_0())
+    if settings.channels_last:
+        for module in (pipeline.unet, pipeline.vae):
+            module.to(memory_format=torch.channels_last)
+    if settings.compile != "off":
+        pipeline.unet = torch.compile(pipeline.unet, mode=settings.compile)
+    return pipeline
 
 
 def _png(pixels: Any) -> bytes:
