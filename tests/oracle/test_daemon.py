@@ -159,3 +159,10 @@ def test_metrics_health_and_status_show_what_the_daemon_did(deployment, ipfs, ti
     assert report["jobs"]["confirmed"] == 1
     assert report["credit_wei"] == deployment.nft.functions.credit(deployment.oracle.address).call() > 0
     assert deployment.nft.functions.request(token_id).call()[0] == 2
+    before = deployment.w3.eth.get_balance(deployment.oracle.address)
+    withdraw = subprocess.run([sys.executable, "-m", "oracle.cli", "withdraw", "--config", str(config_path)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    assert withdraw.returncode == 0, withdraw.stderr[-2000:]
+    assert withdraw.stdout.startswith(f"withdrew {report['credit_wei']} wei")
+    assert deployment.nft.functions.credit(deployment.oracle.address).call() == 0
+    assert deployment.w3.eth.get_balance(deployment.oracle.address) > before
