@@ -210,9 +210,10 @@ class Daemon:
     def _next_generation_batch(self) -> list[Job]:
         batch: list[Job] = []
         for job in self.journal.jobs(JobState.SEEN, limit=64):
-            if not self._still_worth_it(job):
-                continue
+            # The cheap local test first: each on-chain check costs three RPC calls.
             if batch and (job.tier != batch[0].tier or job.attempts):
+                continue
+            if not self._still_worth_it(job):
                 continue
             batch.append(job)
             # A job that failed before is generated alone, so one bad prompt cannot sink a batch twice.
@@ -259,19 +260,23 @@ class Daemon:
         if pending:
             self._settle([tx for tx in pending if tx.nonce == pending[0].nonce])
             return
-        ready = [job for job in self.journal.jobs(JobState.METADATA_PINNED) if self._still_worth_it(job)]
+        limit = 1 if self._single_submits else self.config.batch_size
+        ready: list[Job] = []
+        for job in self.journal.jobs(JobState.METADATA_PINNED):
+            if self._still_worth_it(job):
+                ready.append(job)
+                if len(ready) >= limit:
+                    break
         now = time.time()
         for job in ready:
             self._ready_since.setdefault(job.token_id, now)
         if not ready:
             return
-        limit = 1 if self._single_submits else self.config.batch_size
         oldest = min(self._ready_since[job.token_id] for job in ready)
         if len(ready) < limit and now - oldest < self.config.batch_wait and self._upstream_busy():
             return
-        batch = ready[:limit]
-        ids = [job.token_id for job in batch]
-        digests = [metadata_digest(job.metadata or b"") for job in batch]
+        ids = [job.token_id for job in ready]
+        digests = [metadata_digest(job.metadata or b"") for job in ready]
         try:
             self.sender.simulate(ids, digests)
         except ContractLogicError as exc:
@@ -282,7 +287,7 @@ class Daemon:
         tx = self.sender.send(ids, digests)
         self._single_submits = False
         for token_id in ids:
-            self._ready_since.pop(token_id, None)
+            self._ready_since.pop(token_id, None)  # record_tx moved these jobs without _advance
             log.info("submitted", extra={"token_id": token_id, "state": "submitted", "tx": tx.hash})
         crash_point("submitted", self.config.state_dir)
 
@@ -367,6 +372,8 @@ class Daemon:
 
     def _advance(self, token_id: int, state: JobState, **fields: object) -> None:
         self.journal.advance(token_id, state, **fields)
+        if state is not JobState.METADATA_PINNED:
+            self._ready_since.pop(token_id, None)  # bounded memory: only jobs waiting to be sent are tracked
         crash_point(state.value, self.config.state_dir)
         extra = {"token_id": token_id, "state": state.value}
         extra.update({k: v for k, v in fields.items() if k in ("image_cid", "metadata_cid", "tx_hash", "note")})
