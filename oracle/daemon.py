@@ -79,7 +79,7 @@ class Daemon:
         self._single_submits = False
         self._last_balance = 0.0
         self._status: dict = {"jobs": {}, "cursor": 0, "last_tick": 0.0}
-        self._outage_logged: dict[str, float] = {}
+        self._warned_at: dict[str, float] = {}
 
     # start-up
 
@@ -146,12 +146,9 @@ class Daemon:
             try:
                 stage()
             except TRANSIENT as exc:
-                # One line when an outage starts and one every 30 s while it lasts, not one per pass.
-                if time.time() - self._outage_logged.get(name, 0.0) > 30:
-                    log.warning("%s waiting out: %s", name, _first_line(exc))
-                    self._outage_logged[name] = time.time()
+                self._warn_while(name, f"{name} waiting out: {_first_line(exc)}")
             else:
-                if self._outage_logged.pop(name, None) is not None:
+                if self._warned_at.pop(name, None) is not None:
                     log.info("%s recovered", name)
         self._observe()
 
@@ -281,9 +278,10 @@ class Daemon:
             self.sender.simulate(ids, digests)
         except ContractLogicError as exc:
             # Someone else's transaction changed a request between our read and now: go one by one.
-            log.warning("simulation reverted (%s); submitting singly", _first_line(exc), extra={"token_ids": ids})
+            self._warn_while("simulate", f"simulation reverted ({_first_line(exc)}); submitting singly")
             self._single_submits = True
             return
+        self._warned_at.pop("simulate", None)
         tx = self.sender.send(ids, digests)
         self._single_submits = False
         for token_id in ids:
@@ -363,6 +361,12 @@ class Daemon:
             )
             return False
         return True
+
+    def _warn_while(self, condition: str, message: str) -> None:
+        """One line when a condition starts and one every 30 s while it lasts, not one per pass."""
+        if time.time() - self._warned_at.get(condition, 0.0) > 30:
+            log.warning(message)
+            self._warned_at[condition] = time.time()
 
     def _upstream_busy(self) -> bool:
         counts = self.journal.counts()

@@ -1,4 +1,5 @@
-"""The reliability report: each fault test adds a row; the session writes bench/results/reliability.json."""
+"""The reliability report: each fault test adds a row; the session merges them into
+bench/results/reliability.json by fault name, so a partial run updates its rows and keeps the others."""
 
 from __future__ import annotations
 
@@ -15,5 +16,7 @@ def reliability():
     rows: list[dict] = []
     yield rows
     if rows:
+        merged = {row["fault"]: row for row in (json.loads(REPORT.read_text()) if REPORT.exists() else [])}
+        merged.update({row["fault"]: row for row in rows})
         REPORT.parent.mkdir(parents=True, exist_ok=True)
-        REPORT.write_text(json.dumps(rows, indent=2) + "\n")
+        REPORT.write_text(json.dumps(list(merged.values()), indent=2) + "\n")

@@ -344,3 +344,23 @@ class _Miner:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def test_oracle_revoked_mid_flight_waits_then_resumes(deployment, ipfs, tiny_model, tmp_path, reliability):
+    token_ids = mint_batch(deployment, 2, "revoked")
+    daemon = make_daemon(oracle_config(deployment, ipfs, tiny_model, tmp_path, batch_wait=0))
+    revoke = deployment.nft.functions.setOracle(deployment.oracle.address, False)
+    deployment.send(deployment.owner, revoke)
+    daemon.recover()
+    assert wait_for(lambda: _step_until(daemon, token_ids[-1], JobState.METADATA_PINNED), timeout=60)
+    for _ in range(5):
+        daemon.step()  # every simulation reverts with NotOracle: nothing is sent, nothing is lost
+    assert daemon.journal.txs() == [] and deployment.image_set_events() == []
+    assert {daemon.journal.job(t).state for t in token_ids} == {JobState.METADATA_PINNED}
+    restored = time.monotonic()
+    deployment.send(deployment.owner, deployment.nft.functions.setOracle(deployment.oracle.address, True))
+    assert daemon.drain(timeout=30)
+    outcome = settle_report(deployment, ipfs, token_ids, tmp_path)
+    reliability.append({"fault": "oracle revoked mid-flight", "how": "owner revokes, later re-authorises",
+                        "requests": 2, **outcome, "recovery_s": round(time.monotonic() - restored, 1),
+                        "note": "simulations revert, nothing sent until re-authorised"})  # fmt: skip
