@@ -5,6 +5,9 @@ ROOT := $(CURDIR)
 VENV := $(ROOT)/.venv
 TOOLS := $(ROOT)/.cache/bin
 SOLC_VERSION := 0.8.28
+# Debian's headless-capable Chromium for the pay-page test (Playwright drives it; it downloads no browser).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export PATH := $(TOOLS):$(VENV)/bin:$(PATH)
 export SOLCX_BINARY_PATH := $(ROOT)/.cache/solcx
@@ -15,16 +18,18 @@ export PYTHONUNBUFFERED := 1
 PROMPT ?= a lighthouse on a basalt cliff at dawn, oil painting
 MODEL ?=
 TIER ?= 0
+ASPECT ?= 1:1
 
-.PHONY: help setup test test-forge test-ape lint slither demo bench-gas clean
+.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas clean
 
 help:
 	@echo "make demo       local chain + deploy + mint, end to end (sets itself up)"
+	@echo "make demo-mcp   an MCP client buys one image through genim-mcp in local mode (pays from a test key)"
 	@echo "make test       every test: forge unit/fuzz/invariant, Ape on two chains, slither, ruff"
 	@echo "make bench-gas  gas per operation next to GenImNFTv4"
 	@echo "make setup      install the toolchain (idempotent)"
 
-setup: node_modules/.installed $(VENV)/.installed $(TOOLS)/.linked
+setup: node_modules/.installed $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM)
 
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -36,6 +41,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(VENV)/bin/pip install -q --no-deps -r requirements.lock
 	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
+
+$(CHROMIUM):
+	@echo "== installing Debian's chromium for the pay-page browser test (apt-get, a few minutes)"
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium
+	@$(CHROMIUM) --version
 
 # One compiler for everyone: forge (foundry.toml), Ape (py-solc-x's installed-binary name) and slither (PATH).
 $(TOOLS)/.linked: node_modules/.installed
@@ -49,15 +60,18 @@ test: setup
 	bash tests/run_all.sh
 
 lint: setup
-	ruff check oracle tests scripts bench
-	ruff format --check oracle tests scripts bench
+	ruff check .
+	ruff format --check .
 	forge fmt --check contracts tests/foundry
 
 slither: setup
 	bash tests/slither.sh
 
 demo: setup
-	python scripts/demo.py --prompt "$(PROMPT)" --tier $(TIER) $(if $(MODEL),--model "$(MODEL)")
+	python scripts/demo.py --prompt "$(PROMPT)" --tier $(TIER) --aspect $(ASPECT) $(if $(MODEL),--model "$(MODEL)")
+
+demo-mcp: setup
+	python scripts/demo_mcp.py --prompt "$(PROMPT)" --tier $(TIER)
 
 bench-gas: setup
 	python bench/gas.py

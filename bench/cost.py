@@ -2,7 +2,7 @@
 
 Run with `python bench/cost.py` (every input is an option; `--help` lists them with their defaults). It reads
 the gas of each call from bench/results/gas.json (`make bench-gas`), builds the real signed EIP-1559
-transactions the buyer and the oracle send (ABI from oracle/GenImNFT.abi.json), compresses each with FastLZ to
+transactions the buyer and the oracle send (ABI from genimnft/GenImNFT.abi.json), compresses each with FastLZ to
 price its L1 data exactly as an OP-stack node does after Fjord, adds GPU seconds per image at an hourly price,
 prints one table per tier and writes bench/results/cost.json.
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GAS_FILE = ROOT / "bench" / "results" / "gas.json"
 GENERATE_FILE = ROOT / "bench" / "results" / "generate.json"
 RESULTS = ROOT / "bench" / "results" / "cost.json"
-ABI_FILE = ROOT / "oracle" / "GenImNFT.abi.json"
+ABI_FILE = ROOT / "genimnft" / "GenImNFT.abi.json"
 
 TIER_NAMES = ("basic", "premium", "ultra")
 # Assumed H100 seconds per image (sd-turbo, each tier's size and steps from oracle.config) until measured.
@@ -236,7 +236,7 @@ def price_tx(name: str, data: bytes, gas: int, value: int, tokens: int, fees: Fe
 def tier_transactions(
     abi: list[dict[str, Any]], gas: dict[str, int], tier: int, price_wei: int, fees: Fees, l1: L1Params
 ) -> dict[str, TxCost]:
-    mint = _calldata(abi, "mint", [PROMPT_200, tier])
+    mint = _calldata(abi, "mint", [PROMPT_200, tier, 0])
     first = 1_000_000 + 1000 * tier  # token ids of a contract some time in production
     digests = [hashlib.sha256(f"metadata {first + i}".encode()).digest() for i in range(BATCH)]
     single = _calldata(abi, "setImage", [first, digests[0]])

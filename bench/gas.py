@@ -24,13 +24,13 @@ def measure() -> dict[str, int]:
     owner, oracle, repeat, *fresh = ape.accounts.test_accounts[:24]
     basic = 10**15
     nft = owner.deploy(ape.project.GenImNFT, owner, [basic, 4 * basic, 16 * basic], 500, [oracle])
-    nft.mint("first token", 0, sender=repeat, value=basic)
-    mint_repeat = nft.mint(PROMPT_200, 0, sender=repeat, value=basic)
-    mint_first = nft.mint(PROMPT_200, 0, sender=fresh[0], value=basic)
+    nft.mint("first token", 0, 0, sender=repeat, value=basic)
+    mint_repeat = nft.mint(PROMPT_200, 0, 0, sender=repeat, value=basic)
+    mint_first = nft.mint(PROMPT_200, 0, 0, sender=fresh[0], value=basic)
     token = mint_repeat.return_value
     set_image = nft.setImage(token, b"\x11" * 32, sender=oracle)
     # Warm the oracle's credit slot as in steady state (setImage above did), then a batch of 16.
-    tokens = [nft.mint(PROMPT_200, 0, sender=fresh[1 + i % 20], value=basic).return_value for i in range(BATCH)]
+    tokens = [nft.mint(PROMPT_200, 0, 0, sender=fresh[1 + i % 20], value=basic).return_value for i in range(BATCH)]
     batch = nft.setImages(tokens, [bytes([i + 1]) * 32 for i in range(BATCH)], sender=oracle)
     return {
         "mint_repeat": mint_repeat.gas_used,

@@ -47,9 +47,9 @@ from typing import Any
 
 import torch
 
+from genim_devnet.tiny_model import write_tokenizer
 from oracle.config import TierSettings
 from oracle.generate import Generator
-from oracle.tiny_model import write_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(__file__).resolve().parent / "sd_turbo_config"

@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from oracle.localnet import Anvil, IpfsNode, anvil, ipfs_node  # noqa: E402
-from oracle.tiny_model import build_tiny_pipeline  # noqa: E402
+from genim_devnet.localnet import Anvil, IpfsNode, anvil, ipfs_node  # noqa: E402
+from genim_devnet.tiny_model import build_tiny_pipeline  # noqa: E402
 from tests.services import PRICES, Deployment, account_key, oracle_config, start_daemon, write_config  # noqa: E402, F401
 
 
@@ -54,7 +54,8 @@ class Minter:
         for _ in range(count):
             key = self.keys[len(self.sent) % len(self.keys)]
             tier = tier_of(len(self.sent))
-            tx = nft.functions.mint(f"load request {len(self.sent)}: a lighthouse at dawn", tier).build_transaction(
+            prompt = f"load request {len(self.sent)}: a lighthouse at dawn"
+            tx = nft.functions.mint(prompt, tier, len(self.sent) % 4).build_transaction(
                 {
                     "from": key.address,
                     "value": PRICES[tier],

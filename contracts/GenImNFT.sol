@@ -10,7 +10,7 @@ import {ERC2981} from "solady/tokens/ERC2981.sol";
 /// that token's escrow. An authorised oracle generates the image for the prompt bound in the mint event,
 /// pins the image and its ERC-721 metadata to IPFS, and calls {setImage} once; only then is the oracle
 /// credited, from that token's own escrow, less the protocol fee. If no image arrives before the token's
-/// deadline, the holder calls {refund} and takes the escrow back.
+/// deadline, {refund} pays the escrow back to the holder.
 ///
 /// The contract is not upgradeable: buyers must be able to trust the code they paid into.
 ///
@@ -20,8 +20,14 @@ import {ERC2981} from "solady/tokens/ERC2981.sol";
 /// - `OneImagePerToken`: a token's metadata digest is written at most once and never changes.
 /// - `EscrowPaidOutOnce`: every escrow leaves the contract's books exactly once, either as oracle credit
 ///   plus fee (fulfilled) or as a refund to the holder (refunded); never both, never twice.
-/// - `OwnerCannotTakeEscrow`: the owner can withdraw only protocol fees and its own credit.
-/// - `RequestTermsFixedAtMint`: a request's tier, escrow and deadline never change after mint; later
+/// - `OwnerCannotTakeEscrow`: the owner can withdraw only protocol fees and its own credit, even after it
+///   authorises itself or anyone else as an oracle (see `ConsentAtMint`).
+/// - `ConsentAtMint`: a token is settled only by an oracle that was authorised when the token was minted and
+///   has stayed authorised since. Authorising an account (the owner included) never reaches tokens minted
+///   before; revoking takes effect at once, and re-authorising starts afresh from the next token.
+/// - `RefundsAlwaysLand`: once a pending request's deadline has passed, anyone can refund it and the call
+///   succeeds; the escrow goes to the holder, or to the holder's withdrawable credit if it refuses ether.
+/// - `RequestTermsFixedAtMint`: a request's tier, aspect, escrow and deadline never change after mint; later
 ///   price, fee or timeout changes affect only later mints (the fee applies when the image is set).
 /// - `FulfilledOnlyBeforeDeadline`: an image is set only by an authorised oracle, strictly before the
 ///   deadline; a refund happens only at or after the deadline, and only while no image is set.
@@ -35,6 +41,9 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
 
     /// @notice Number of tiers: 0 basic, 1 premium, 2 ultra.
     uint8 public constant TIER_COUNT = 3;
+
+    /// @notice Number of aspect ratios: 0 is 1:1, 1 is 16:9, 2 is 9:16, 3 is 4:3.
+    uint8 public constant ASPECT_COUNT = 4;
 
     /// @notice Prices are stored in gwei in 48 bits: each price must be a whole number of gwei up to this.
     uint256 public constant MAX_PRICE = uint256(type(uint48).max) * 1 gwei;
@@ -74,12 +83,23 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     // [0..1]   stored status: Pending, or Refunded. A Pending request whose digest is set reads as
     //          Fulfilled: {setImage} writes only the digest slot, not the ownership slot again.
     // [2..3]   tier
-    // [4..43]  deadline (unix seconds)
-    // [44..95] escrow in gwei
+    // [4..5]   aspect ratio
+    // [6..45]  deadline (unix seconds, modulo 2**40)
+    // [46..93] escrow in gwei (a 48-bit price)
+    // [94..95] unused
     uint256 private constant _TIER_SHIFT = 2;
-    uint256 private constant _DEADLINE_SHIFT = 4;
-    uint256 private constant _ESCROW_SHIFT = 44;
+    uint256 private constant _ASPECT_SHIFT = 4;
+    uint256 private constant _DEADLINE_SHIFT = 6;
+    uint256 private constant _ESCROW_SHIFT = 46;
     uint256 private constant _STATUS_MASK = 3;
+
+    // `_accounts` bit layout (one slot per account, read once by {setImage}):
+    // [0]       authorised oracle
+    // [1..40]   first token id the oracle may settle: the next id when it was (last) authorised
+    // [41..255] credit in wei
+    uint256 private constant _SERVES_FROM_SHIFT = 1;
+    uint256 private constant _CREDIT_SHIFT = 41;
+    uint256 private constant _ORACLE_BITS = (uint256(1) << _CREDIT_SHIFT) - 1;
 
     // ERC-4906 interface id.
     bytes4 private constant _INTERFACE_ID_ERC4906 = 0x49064906;
@@ -104,6 +124,7 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     struct Request {
         Status status;
         uint8 tier;
+        uint8 aspect;
         uint40 deadline;
         uint256 escrow;
         bytes32 metadataDigest;
@@ -121,12 +142,16 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     error MintingIsPaused();
     /// @dev There is no tier with this number.
     error UnknownTier(uint8 tier);
+    /// @dev There is no aspect ratio with this number.
+    error UnknownAspect(uint8 aspect);
     /// @dev The tier's price is 0: it is not on sale.
     error TierDisabled(uint8 tier);
     /// @dev `msg.value` is below the tier's price.
     error InsufficientPayment(uint8 tier, uint256 price, uint256 paid);
     /// @dev The caller is not an authorised oracle.
     error NotOracle(address account);
+    /// @dev The oracle was authorised after `tokenId` was minted (first token it may settle: `servesFrom`).
+    error OracleAuthorisedAfterMint(uint256 tokenId, address oracle, uint256 servesFrom);
     /// @dev The request is not pending (never minted, or refunded).
     error RequestNotPending(uint256 tokenId, Status status);
     /// @dev The token's image was set already, to `metadataDigest`.
@@ -160,11 +185,12 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
                                  EVENTS
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice A token was minted and its image requested; the prompt is bound here, on-chain.
+    /// @notice A token was minted and its image requested; prompt and aspect ratio are bound here, on-chain.
     event ImageRequested(
         uint256 indexed tokenId,
         address indexed requester,
         uint8 indexed tier,
+        uint8 aspect,
         uint256 escrow,
         uint40 deadline,
         string prompt
@@ -173,14 +199,15 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     event ImageSet(
         uint256 indexed tokenId, address indexed oracle, bytes32 metadataDigest, uint256 payment, uint256 fee
     );
-    /// @notice The holder took the escrow back after the deadline; the token was burned.
-    event Refunded(uint256 indexed tokenId, address indexed holder, uint256 amount);
+    /// @notice The escrow went back to the holder after the deadline; the token was burned. `credited` is
+    /// true when the holder refused the ether and the amount was added to its withdrawable credit instead.
+    event Refunded(uint256 indexed tokenId, address indexed holder, uint256 amount, bool credited);
     /// @notice `account` withdrew its credit.
     event Withdrawn(address indexed account, uint256 amount);
     /// @notice The price of `tier` was changed; 0 means not on sale.
     event PriceUpdated(uint8 indexed tier, uint256 price);
-    /// @notice `oracle` was authorised or revoked.
-    event OracleUpdated(address indexed oracle, bool authorised);
+    /// @notice `oracle` was authorised (for tokens from `servesFrom` on) or revoked (`servesFrom` 0).
+    event OracleUpdated(address indexed oracle, bool authorised, uint256 servesFrom);
     /// @notice The protocol fee was changed.
     event FeeUpdated(uint256 feeBps);
     /// @notice The timeout for later mints was changed.
@@ -209,8 +236,8 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     // keeps the slot from ever returning to zero, which would make the next image cost 17,100 gas more.
     uint256 private _feeAccount = 1;
 
-    // [0] authorised oracle, [1..255] credit in wei. One slot, so {setImage} checks the caller and credits
-    // it with one read and one write.
+    // See the `_accounts` bit layout above. One slot, so {setImage} checks the caller's consent and credits
+    // it with one read and one write. Holders who refused a refund's ether have credit here too.
     mapping(address account => uint256) private _accounts;
 
     // sha256 of each token's metadata JSON; zero until the image is set.
@@ -245,19 +272,24 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
                               BUYER ACTIONS
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Mints a token to the caller and requests an image for `prompt` at `tier`.
+    /// @notice Mints a token to the caller and requests an image for `prompt` at `tier` in `aspect`.
     /// The tier's price is held in the token's escrow; any excess of `msg.value` is returned at once.
+    /// Only oracles authorised now can ever settle this token.
     /// Requirements:
-    /// - `prompt` is 1 to {MAX_PROMPT_BYTES} bytes.
+    /// - `prompt` is 1 to {MAX_PROMPT_BYTES} bytes; `aspect` < {ASPECT_COUNT}.
     /// - minting is not paused; `tier` exists and is on sale; `msg.value` >= {price}(`tier`).
     /// - if there is excess, the caller accepts ether.
     /// @param prompt The text to generate the image from; it is emitted in {ImageRequested}.
     /// @param tier 0 basic, 1 premium, 2 ultra.
+    /// @param aspect The image's shape: 0 is 1:1, 1 is 16:9, 2 is 9:16, 3 is 4:3.
     /// @return tokenId The new token.
-    function mint(string calldata prompt, uint8 tier) external payable returns (uint256 tokenId) {
-        uint256 length = bytes(prompt).length;
-        if (length == 0) revert EmptyPrompt();
-        if (length > MAX_PROMPT_BYTES) revert PromptTooLong(length, MAX_PROMPT_BYTES);
+    function mint(string calldata prompt, uint8 tier, uint8 aspect) external payable returns (uint256 tokenId) {
+        {
+            uint256 length = bytes(prompt).length;
+            if (length == 0) revert EmptyPrompt();
+            if (length > MAX_PROMPT_BYTES) revert PromptTooLong(length, MAX_PROMPT_BYTES);
+        }
+        if (aspect >= ASPECT_COUNT) revert UnknownAspect(aspect);
         uint256 config = _config;
         if (config & _PAUSED_FLAG != 0) revert MintingIsPaused();
         uint256 priceGwei = _priceGwei(config, tier);
@@ -270,15 +302,21 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         unchecked {
             _config = config + 1;
         }
-        uint256 deadline = block.timestamp + ((config >> _TIMEOUT_SHIFT) & _MASK32);
-        uint256 packed = uint256(Status.Pending) | (uint256(tier) << _TIER_SHIFT) | (deadline << _DEADLINE_SHIFT)
-            | (priceGwei << _ESCROW_SHIFT);
-        // The fields above fill exactly 96 bits: 2 + 2 + 40 + 52 (a 48-bit price).
+        // Masked to its 40 bits so it can never carry into the escrow field; a 32-bit timeout after today's
+        // timestamp fits 40 bits until the year 36812.
+        uint256 deadline = (block.timestamp + ((config >> _TIMEOUT_SHIFT) & _MASK32)) & _MASK40;
+        // The fields fill 94 bits: 2 + 2 + 2 + 40 + 48 (a price is at most 48 bits of gwei).
         // forge-lint: disable-next-line(unsafe-typecast)
-        _mintAndSetExtraDataUnchecked(msg.sender, tokenId, uint96(packed));
-        // A 32-bit timeout after today's timestamp fits 40 bits until the year 36812.
+        _mintAndSetExtraDataUnchecked(
+            msg.sender,
+            tokenId,
+            uint96(
+                uint256(Status.Pending) | (uint256(tier) << _TIER_SHIFT) | (uint256(aspect) << _ASPECT_SHIFT)
+                    | (deadline << _DEADLINE_SHIFT) | (priceGwei << _ESCROW_SHIFT)
+            )
+        );
         // forge-lint: disable-next-line(unsafe-typecast)
-        emit ImageRequested(tokenId, msg.sender, tier, escrow, uint40(deadline), prompt);
+        emit ImageRequested(tokenId, msg.sender, tier, aspect, escrow, uint40(deadline), prompt);
 
         // msg.value >= escrow was checked above.
         unchecked {
@@ -286,11 +324,13 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         }
     }
 
-    /// @notice Burns a token whose image did not arrive in time and pays its escrow to the holder.
-    /// Works while minting is paused.
-    /// Requirements:
-    /// - the request is pending (no image set, not refunded) and `block.timestamp` >= its deadline.
-    /// - the caller is the holder, or approved for the token or for all the holder's tokens.
+    /// @notice Burns a token whose image did not arrive in time and pays its escrow to the holder. Anyone
+    /// may call it (the holder, a keeper, the seller's front): the escrow only ever goes to the holder. If
+    /// the holder refuses ether (a contract without a receive function, or this contract itself), the
+    /// amount is added to the holder's credit instead, to take with {withdraw}; the refund never reverts
+    /// on the holder's account. Works while minting is paused.
+    /// Requirements: the request is pending (no image set, not refunded) and `block.timestamp` >= its
+    /// deadline.
     /// @param tokenId The token to refund.
     function refund(uint256 tokenId) external {
         uint256 packed = _getExtraData(tokenId);
@@ -300,13 +340,14 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         if (block.timestamp < deadline) revert DeadlineNotReached(tokenId, deadline);
 
         address holder = ownerOf(tokenId);
-        _burn(msg.sender, tokenId);
+        _burn(tokenId);
         // Only the status bits change within the 96 bits read above.
         // forge-lint: disable-next-line(unsafe-typecast)
         _setExtraData(tokenId, uint96((packed & ~_STATUS_MASK) | uint256(Status.Refunded)));
-        uint256 amount = (packed >> _ESCROW_SHIFT) * 1 gwei;
-        emit Refunded(tokenId, holder, amount);
-        _sendValue(holder, amount);
+        uint256 amount = ((packed >> _ESCROW_SHIFT) & _MASK48) * 1 gwei;
+        bool credited = !_trySendValue(holder, amount);
+        if (credited) _accounts[holder] += amount << _CREDIT_SHIFT;
+        emit Refunded(tokenId, holder, amount, credited);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -317,7 +358,8 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     /// `metadataDigest` is the sha256 of the token's metadata JSON pinned to IPFS as one raw block, so
     /// {tokenURI} becomes `ipfs://` + the CIDv1 (raw, sha2-256, base32) of that digest.
     /// Requirements:
-    /// - the caller is an authorised oracle.
+    /// - the caller is an authorised oracle, and was already (and continuously) authorised when the token
+    ///   was minted.
     /// - the request is pending, its image is not set, and `block.timestamp` < its deadline.
     /// - `metadataDigest` is not zero.
     /// @param tokenId The token whose request is fulfilled.
@@ -325,8 +367,8 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     function setImage(uint256 tokenId, bytes32 metadataDigest) external {
         uint256 account = _accounts[msg.sender];
         if (account & 1 == 0) revert NotOracle(msg.sender);
-        (uint256 payment, uint256 fee) = _fulfil(tokenId, metadataDigest, _feeBps(_config));
-        _accounts[msg.sender] = account + (payment << 1);
+        (uint256 payment, uint256 fee) = _fulfil(tokenId, metadataDigest, _feeBps(_config), account);
+        _accounts[msg.sender] = account + (payment << _CREDIT_SHIFT);
         _feeAccount += fee << 1;
     }
 
@@ -344,24 +386,24 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         uint256 payments = 0;
         uint256 fees = 0;
         for (uint256 i; i < count; ++i) {
-            (uint256 payment, uint256 fee) = _fulfil(tokenIds[i], metadataDigests[i], bps);
+            (uint256 payment, uint256 fee) = _fulfil(tokenIds[i], metadataDigests[i], bps, account);
             // Each term is an escrow below 2**52 gwei; their sum cannot overflow.
             unchecked {
                 payments += payment;
                 fees += fee;
             }
         }
-        _accounts[msg.sender] = account + (payments << 1);
+        _accounts[msg.sender] = account + (payments << _CREDIT_SHIFT);
         _feeAccount += fees << 1;
     }
 
-    /// @notice Pays the caller its whole credit: oracle earnings, plus the protocol fees if the caller is
-    /// the owner. Escrow of pending requests is never withdrawable.
+    /// @notice Pays the caller its whole credit: oracle earnings, refunds its account refused, plus the
+    /// protocol fees if the caller is the owner. Escrow of pending requests is never withdrawable.
     /// Requirements: the caller has something to withdraw and accepts ether.
     function withdraw() external {
         uint256 account = _accounts[msg.sender];
-        uint256 amount = account >> 1;
-        if (amount != 0) _accounts[msg.sender] = account & 1;
+        uint256 amount = account >> _CREDIT_SHIFT;
+        if (amount != 0) _accounts[msg.sender] = account & _ORACLE_BITS;
         if (msg.sender == owner()) {
             amount += _feeAccount >> 1;
             _feeAccount = 1;
@@ -383,7 +425,10 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         _setPrice(tier, newPrice);
     }
 
-    /// @notice Authorises or revokes an oracle. A revoked oracle keeps its credit and can withdraw it.
+    /// @notice Authorises or revokes an oracle. An oracle settles only tokens minted after it was
+    /// authorised, while it stays authorised: authorising never reaches tokens minted before, so buyers
+    /// keep the oracle set they paid under. Revoking takes effect at once; authorising again starts from the
+    /// next token. A revoked oracle keeps its credit and can withdraw it.
     /// Requirements: owner only; `oracle` is not the zero address.
     /// @param oracle The account that calls {setImage}.
     /// @param authorised True to authorise, false to revoke.
@@ -517,17 +562,18 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         return _priceGwei(_config, tier) * 1 gwei;
     }
 
-    /// @notice The request of `tokenId`: status, tier, deadline, escrow, and the metadata digest once set.
-    /// A token never minted reads as status None with zeros.
+    /// @notice The request of `tokenId`: status, tier, aspect ratio, deadline, escrow, and the metadata
+    /// digest once set. A token never minted reads as status None with zeros.
     /// @param tokenId The token.
     function request(uint256 tokenId) external view returns (Request memory) {
         uint256 packed = _getExtraData(tokenId);
         return Request({
             status: _status(tokenId, packed),
             tier: uint8((packed >> _TIER_SHIFT) & 3),
+            aspect: uint8((packed >> _ASPECT_SHIFT) & 3),
             // forge-lint: disable-next-line(unsafe-typecast)
             deadline: uint40(packed >> _DEADLINE_SHIFT), // the 40 deadline bits, masked by the cast
-            escrow: (packed >> _ESCROW_SHIFT) * 1 gwei,
+            escrow: ((packed >> _ESCROW_SHIFT) & _MASK48) * 1 gwei,
             metadataDigest: _metadataDigests[tokenId]
         });
     }
@@ -535,14 +581,21 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     /// @notice What {withdraw} would pay `account` now.
     /// @param account Any account; for the owner this includes the protocol fees.
     function credit(address account) external view returns (uint256 amount) {
-        amount = _accounts[account] >> 1;
+        amount = _accounts[account] >> _CREDIT_SHIFT;
         if (account == owner()) amount += _feeAccount >> 1;
     }
 
-    /// @notice Whether `account` may call {setImage}.
+    /// @notice Whether `account` may call {setImage} (for tokens from {servesFrom} on).
     /// @param account Any account.
     function isOracle(address account) external view returns (bool) {
         return _accounts[account] & 1 != 0;
+    }
+
+    /// @notice The first token id `account` may settle; 0 if it is not an authorised oracle.
+    /// @param account Any account.
+    function servesFrom(address account) external view returns (uint256) {
+        uint256 slot = _accounts[account];
+        return slot & 1 == 0 ? 0 : (slot >> _SERVES_FROM_SHIFT) & _MASK40;
     }
 
     /// @notice Whether minting is paused.
@@ -591,12 +644,15 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
                             INTERNAL FUNCTIONS
     //////////////////////////////////////////////////////////////*/
 
-    // Checks and records one image; returns what the oracle and the protocol are owed for it.
-    function _fulfil(uint256 tokenId, bytes32 metadataDigest, uint256 newFeeBps)
+    // Checks and records one image; returns what the oracle and the protocol are owed for it. `account` is
+    // the caller's `_accounts` slot, already checked to be an authorised oracle.
+    function _fulfil(uint256 tokenId, bytes32 metadataDigest, uint256 newFeeBps, uint256 account)
         private
         returns (uint256 payment, uint256 fee)
     {
         if (metadataDigest == 0) revert InvalidDigest(tokenId);
+        uint256 firstServed = (account >> _SERVES_FROM_SHIFT) & _MASK40;
+        if (tokenId < firstServed) revert OracleAuthorisedAfterMint(tokenId, msg.sender, firstServed);
         uint256 packed = _getExtraData(tokenId);
         if (packed & _STATUS_MASK != uint256(Status.Pending)) {
             revert RequestNotPending(tokenId, Status(packed & _STATUS_MASK));
@@ -607,7 +663,7 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         if (block.timestamp >= deadline) revert DeadlinePassed(tokenId, deadline);
 
         _metadataDigests[tokenId] = metadataDigest;
-        uint256 escrow = (packed >> _ESCROW_SHIFT) * 1 gwei;
+        uint256 escrow = ((packed >> _ESCROW_SHIFT) & _MASK48) * 1 gwei;
         // newFeeBps <= MAX_FEE_BPS < _BPS, so fee <= escrow.
         unchecked {
             fee = escrow * newFeeBps / _BPS;
@@ -645,11 +701,18 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         emit FeeUpdated(newFeeBps);
     }
 
+    // Authorising records the next token id as the first this oracle may settle (tokens minted before it
+    // never consented to it); authorising an oracle that is already authorised changes nothing.
     function _setOracle(address oracle, bool authorised) private {
         if (oracle == address(0)) revert ZeroAddressOracle();
         uint256 account = _accounts[oracle];
-        _accounts[oracle] = authorised ? account | 1 : account & ~uint256(1);
-        emit OracleUpdated(oracle, authorised);
+        if (!authorised) {
+            account &= ~_ORACLE_BITS;
+        } else if (account & 1 == 0) {
+            account = (account & ~_ORACLE_BITS) | ((_config & _MASK40) << _SERVES_FROM_SHIFT) | 1;
+        }
+        _accounts[oracle] = account;
+        emit OracleUpdated(oracle, authorised, authorised ? (account >> _SERVES_FROM_SHIFT) & _MASK40 : 0);
     }
 
     function _refuseEther() private view {
@@ -657,9 +720,16 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     }
 
     function _sendValue(address to, uint256 amount) private {
+        if (!_trySendValue(to, amount)) revert TransferFailed(to, amount);
+    }
+
+    // Forwards all gas (smart wallets need more than a stipend) but copies no return data, so a receiver
+    // cannot make the caller pay for a huge revert message.
+    function _trySendValue(address to, uint256 amount) private returns (bool ok) {
         // slither-disable-next-line arbitrary-send-eth,low-level-calls
-        (bool ok,) = to.call{value: amount}("");
-        if (!ok) revert TransferFailed(to, amount);
+        assembly ("memory-safe") {
+            ok := call(gas(), to, amount, codesize(), 0x00, codesize(), 0x00)
+        }
     }
 
     // base32 (RFC 4648, lower case, no padding) of the 36-byte CIDv1, behind the multibase prefix "b".

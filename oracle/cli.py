@@ -55,10 +55,10 @@ class _Fatal(RuntimeError):
 
 
 def _components(config: OracleConfig, journal: Journal):  # noqa: ANN202 - returns the wired Daemon
-    from oracle.chain import Chain
+    from genimnft.contract import Chain
+    from genimnft.ipfs import IpfsClient
     from oracle.daemon import Daemon
     from oracle.generate import Generator
-    from oracle.ipfs import IpfsClient
     from oracle.sender import AccountError, Sender, load_account
 
     try:

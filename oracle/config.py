@@ -22,8 +22,9 @@ class TierSettings(BaseModel):
     """How one tier is generated. The defaults suit stabilityai/sd-turbo."""
 
     model: str = "stabilityai/sd-turbo"
-    width: int = 512
+    width: int = 512  # with height: the tier's pixel budget, and its size at 1:1
     height: int = 512
+    size_step: int = Field(64, ge=8, description="other aspect ratios round each side to a multiple of this")
     steps: int = Field(1, ge=1)
     guidance: float = 0.0
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"

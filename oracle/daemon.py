@@ -19,14 +19,14 @@ from typing import Any
 from requests.exceptions import RequestException
 from web3.exceptions import ContractLogicError, Web3Exception
 
+from genimnft.contract import Chain, Status
+from genimnft.ipfs import IpfsClient, IpfsError
+from genimnft.metadata import ImageFacts, metadata_bytes, metadata_digest, png_size, raw_cid
 from oracle import observe
-from oracle.chain import Chain, Status
 from oracle.config import OracleConfig
 from oracle.faults import crash_point
 from oracle.generate import Generated, GenerationError, Generator, seed_for
-from oracle.ipfs import IpfsClient, IpfsError
 from oracle.journal import FINAL_STATES, Job, JobState, Journal, SentTx
-from oracle.metadata import ImageFacts, metadata_bytes, metadata_digest, raw_cid
 from oracle.sender import Sender
 
 log = logging.getLogger("genim.daemon")
@@ -77,6 +77,7 @@ class Daemon:
         self._generating: list[Job] = []
         self._ready_since: dict[int, float] = {}
         self._single_submits = False
+        self._serves_from: int | None = None
         self._last_balance = 0.0
         self._status: dict = {"jobs": {}, "cursor": 0, "last_tick": 0.0}
         self._warned_at: dict[str, float] = {}
@@ -139,7 +140,7 @@ class Daemon:
 
     def step(self, stop: threading.Event | None = None) -> None:
         """One pass over every stage; an outage of the RPC or IPFS is logged and waited out."""
-        for stage in (self._follow, self._generate, self._pin, self._submit):
+        for stage in (self._consent, self._follow, self._generate, self._pin, self._submit):
             if stop is not None and stop.is_set():
                 return
             name = stage.__name__.strip("_")
@@ -180,6 +181,14 @@ class Daemon:
             log.info("job seen", extra={"token_id": token_id, "state": "seen", "tier": job.tier if job else None})
             crash_point("seen", self.config.state_dir)
 
+    def _consent(self) -> None:
+        """Reads, once a pass, the first token this oracle may settle: tokens minted before it was (last)
+        authorised, or while it is revoked, can never be settled by it (the contract's consent at mint)."""
+        serves_from = self.chain.serves_from(self.sender.address)
+        if serves_from != self._serves_from and self._serves_from is not None:
+            log.warning("authorisation changed: this oracle now settles tokens from %d (0: revoked)", serves_from)
+        self._serves_from = serves_from
+
     def _generate(self) -> None:
         if self._generation is not None:
             if not self._generation.done.is_set():
@@ -188,14 +197,14 @@ class Daemon:
         batch = self._next_generation_batch()
         if not batch:
             return
-        tier = batch[0].tier
+        tier, aspect = batch[0].tier, batch[0].aspect
         seeds = [seed_for(self.chain_id, self.chain.address, job.token_id) for job in batch]
         prompts = [job.prompt for job in batch]
         started = time.monotonic()
 
         def work() -> list[Generated]:
             crash_point("generating", self.config.state_dir)
-            images = self.generator.generate(tier, prompts, seeds)
+            images = self.generator.generate(tier, prompts, seeds, aspect)
             observe.GENERATION_SECONDS.labels(tier=str(tier)).observe(time.monotonic() - started)
             return images
 
@@ -208,7 +217,7 @@ class Daemon:
         batch: list[Job] = []
         for job in self.journal.jobs(JobState.SEEN, limit=64):
             # The cheap local test first: each on-chain check costs three RPC calls.
-            if batch and (job.tier != batch[0].tier or job.attempts):
+            if batch and ((job.tier, job.aspect) != (batch[0].tier, batch[0].aspect) or job.attempts):
                 continue
             if not self._still_worth_it(job):
                 continue
@@ -347,6 +356,10 @@ class Daemon:
             log.warning("request's block was reorganised away; re-reading from block %d", job.block_number,
                         extra={"token_id": job.token_id, "state": "dropped"})  # fmt: skip
             return False
+        if self._serves_from is not None and (self._serves_from == 0 or job.token_id < self._serves_from):
+            why = "this oracle is revoked" if self._serves_from == 0 else f"it serves tokens from {self._serves_from}"
+            self._advance(job.token_id, JobState.SKIPPED, note=f"minted without this oracle's consent: {why}")
+            return False
         request = self.chain.request(job.token_id)
         if request.status is Status.FULFILLED and job.metadata is not None:
             self._reconcile(job.token_id, None)
@@ -407,13 +420,15 @@ class Daemon:
     def facts(self, job: Job) -> ImageFacts:
         settings = self.config.tiers[job.tier]
         image = self.image_path(job.token_id)
+        width, height = png_size(image.read_bytes())
         return ImageFacts(
             token_id=job.token_id,
             prompt=job.prompt,
             tier=job.tier,
             model=Path(settings.model).name if Path(settings.model).is_dir() else settings.model,
-            width=settings.width,
-            height=settings.height,
+            width=width,
+            height=height,
+            aspect=job.aspect,
             steps=settings.steps,
             guidance=settings.guidance,
             seed=seed_for(self.chain_id, self.chain.address, job.token_id),

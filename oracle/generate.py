@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from genimnft.aspects import image_size
 from oracle.config import TierSettings
 
 log = logging.getLogger("genim.generate")
@@ -86,22 +87,29 @@ class Generator:
         pipeline.set_progress_bar_config(disable=True)
         return pipeline.to(self.device)
 
-    def generate(self, tier: int, prompts: list[str], seeds: list[int]) -> list[Generated]:
-        """One batched pipeline call for prompts of one tier, as PNG bytes; NaN or infinite pixels fail it."""
+    def size(self, tier: int, aspect: int) -> tuple[int, int]:
+        """Width and height of `tier`'s images in `aspect`: its pixel budget in that shape."""
+        settings = self.tiers[tier]
+        return image_size(settings.width, settings.height, aspect, settings.size_step)
+
+    def generate(self, tier: int, prompts: list[str], seeds: list[int], aspect: int = 0) -> list[Generated]:
+        """One batched pipeline call for prompts of one tier and aspect, as PNG bytes; NaN or infinite pixels
+        fail it."""
         import numpy as np
 
         results = []
-        for array, seed in zip(self.pixels(tier, prompts, seeds), seeds, strict=True):
+        for array, seed in zip(self.pixels(tier, prompts, seeds, aspect), seeds, strict=True):
             if not np.isfinite(array).all():
                 raise GenerationError(f"pipeline produced NaN or infinite pixels (seed {seed})")
             results.append(Generated(_png((array * 255).round().clip(0, 255).astype("uint8")), seed))
         return results
 
-    def pixels(self, tier: int, prompts: list[str], seeds: list[int]) -> Any:
+    def pixels(self, tier: int, prompts: list[str], seeds: list[int], aspect: int = 0) -> Any:
         """The pipeline call itself: float pixels in [0, 1], one image per prompt, each from its own seed."""
         import torch
 
         settings = self.tiers[tier]
+        width, height = self.size(tier, aspect)
         pipeline = self.load(tier)
         generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
         try:
@@ -109,8 +117,8 @@ class Generator:
                 prompt=prompts,
                 num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance,
-                width=settings.width,
-                height=settings.height,
+                width=width,
+                height=height,
                 generator=generators,
                 output_type="np",
             ).images

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from genimnft.contract import RequestEvent
+
 
 class JobState(StrEnum):
     SEEN = "seen"
@@ -36,12 +38,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     token_id INTEGER PRIMARY KEY,
     state TEXT NOT NULL,
     tier INTEGER NOT NULL,
+    aspect INTEGER NOT NULL DEFAULT 0,
     prompt TEXT NOT NULL,
     requester TEXT NOT NULL,
     escrow TEXT NOT NULL,
     deadline INTEGER NOT NULL,
     block_number INTEGER NOT NULL,
     block_hash TEXT NOT NULL,
+    mint_tx TEXT,
     image_cid TEXT,
     metadata TEXT,
     metadata_cid TEXT,
@@ -66,22 +70,12 @@ CREATE TABLE IF NOT EXISTS txs (
 """
 
 
-@dataclass(frozen=True)
-class NewJob:
-    """A request as read from its event."""
-
-    token_id: int
-    tier: int
-    prompt: str
-    requester: str
-    escrow: int
-    deadline: int
-    block_number: int
-    block_hash: str
+# Columns added since the first schema, with their definitions, for journals created before them.
+MIGRATIONS = {"aspect": "INTEGER NOT NULL DEFAULT 0", "mint_tx": "TEXT"}
 
 
-@dataclass(frozen=True)
-class Job(NewJob):
+@dataclass(frozen=True, kw_only=True)
+class Job(RequestEvent):
     """A request and how far the daemon has got with it."""
 
     state: JobState
@@ -118,6 +112,10 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, definition in MIGRATIONS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
         self._lock_file = None
 
     def lock(self) -> None:
@@ -143,17 +141,17 @@ class Journal:
         row = self._db.execute("SELECT next_block FROM cursor WHERE id = 1").fetchone()
         return row["next_block"] if row else default
 
-    def record_scan(self, jobs: Iterable[NewJob], next_block: int) -> list[int]:
+    def record_scan(self, jobs: Iterable[RequestEvent], next_block: int) -> list[int]:
         """Adds the jobs not yet known and moves the cursor, atomically; returns the new token ids."""
         now = time.time()
         added = []
         with self._transaction():
             for job in jobs:
                 cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO jobs (token_id, state, tier, prompt, requester, escrow, deadline,"
-                    " block_number, block_hash, seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (job.token_id, JobState.SEEN, job.tier, job.prompt, job.requester, str(job.escrow),
-                     job.deadline, job.block_number, job.block_hash, now, now),
+                    "INSERT OR IGNORE INTO jobs (token_id, state, tier, aspect, prompt, requester, escrow, deadline,"
+                    " block_number, block_hash, mint_tx, seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (job.token_id, JobState.SEEN, job.tier, job.aspect, job.prompt, job.requester, str(job.escrow),
+                     job.deadline, job.block_number, job.block_hash, job.mint_tx, now, now),
                 )  # fmt: skip
                 if cursor.rowcount:
                     added.append(job.token_id)
@@ -269,12 +267,14 @@ def _job(row: sqlite3.Row) -> Job:
         token_id=row["token_id"],
         state=JobState(row["state"]),
         tier=row["tier"],
+        aspect=row["aspect"],
         prompt=row["prompt"],
         requester=row["requester"],
         escrow=int(row["escrow"]),
         deadline=row["deadline"],
         block_number=row["block_number"],
         block_hash=row["block_hash"],
+        mint_tx=row["mint_tx"] or "",
         image_cid=row["image_cid"],
         metadata=row["metadata"].encode() if row["metadata"] else None,
         metadata_cid=row["metadata_cid"],

@@ -14,7 +14,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
 
-from oracle.chain import Chain
+from genimnft.contract import Chain
 from oracle.journal import Journal, SentTx
 
 log = logging.getLogger("genim.sender")

@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from oracle.ipfs import IpfsClient  # noqa: E402
-from oracle.localnet import anvil, ipfs_node  # noqa: E402
-from oracle.tiny_model import build_tiny_pipeline  # noqa: E402
+from genim_devnet.localnet import anvil, ipfs_node  # noqa: E402
+from genim_devnet.tiny_model import build_tiny_pipeline  # noqa: E402
+from genimnft.aspects import ASPECT_LABELS, Aspect  # noqa: E402
+from genimnft.ipfs import IpfsClient  # noqa: E402
 
 NETWORK = "optimism:local:foundry"
 STATUS = ["None", "Pending", "Fulfilled", "Refunded"]
@@ -46,6 +47,7 @@ def oracle_config(work: Path, rpc: str, deployment: dict, ipfs_api: str, model: 
              f"start_block = {deployment['block']}", "poll_interval = 0.5", "metrics_port = 0"]  # fmt: skip
     for tier, size in sizes.items():
         lines += [f"[tiers.{tier}]", f'model = "{model}"', f"width = {size}", f"height = {size}", "steps = 1"]
+        lines += ["size_step = 16"] if tiny else []  # the tiny model's latent grid; real models keep 64
     path = work / "oracle.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -55,6 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prompt", default="a lighthouse on a basalt cliff at dawn, oil painting")
     parser.add_argument("--tier", type=int, default=0, choices=[0, 1, 2])
+    parser.add_argument("--aspect", type=Aspect.parse, default=Aspect.SQUARE, help=f"one of {', '.join(ASPECT_LABELS)}")
     parser.add_argument("--model", default=None, help="diffusers repo id in the local HF cache, or a directory")
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
@@ -84,10 +87,13 @@ def main() -> int:
                                       stdout=log_path.open("w"), stderr=subprocess.STDOUT)  # fmt: skip
             try:
                 nft = ape.project.GenImNFT.at(deployment["address"])
-                receipt = nft.mint(args.prompt, args.tier, sender=buyer, value=nft.price(args.tier))
+                receipt = nft.mint(args.prompt, args.tier, args.aspect, sender=buyer, value=nft.price(args.tier))
                 [event] = receipt.events.filter(nft.ImageRequested)
                 token_id = event.tokenId
-                say(f"minted token {token_id}, {event.escrow} wei in escrow; prompt bound on-chain: {event.prompt!r}")
+                say(
+                    f"minted token {token_id}, {event.escrow} wei in escrow; prompt bound on-chain: {event.prompt!r},"
+                    f" aspect {Aspect(event.aspect).label}"
+                )
                 started = time.monotonic()
                 while (request := nft.request(token_id)).status == 1:
                     if daemon.poll() is not None:

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 
 echo "== lint: ruff, forge fmt"
 forge fmt --check contracts tests/foundry
-ruff check oracle tests scripts bench
-ruff format --check oracle tests scripts bench
+ruff check .
+ruff format --check .
 
 echo "== slither (fails on high or medium)"
 bash tests/slither.sh

@@ -16,16 +16,16 @@ from eth_account import Account
 from web3 import Web3
 from web3.logs import DISCARD
 
-from oracle.chain import Chain
+from genim_devnet.localnet import TEST_MNEMONIC, anvil, ipfs_node
+from genim_devnet.tiny_model import build_tiny_pipeline
+from genimnft.contract import Chain
+from genimnft.ipfs import IpfsClient
+from genimnft.metadata import cid_of_digest, raw_cid
 from oracle.config import OracleConfig, TierSettings
 from oracle.daemon import Daemon
 from oracle.generate import Generator
-from oracle.ipfs import IpfsClient
 from oracle.journal import Journal
-from oracle.localnet import TEST_MNEMONIC, anvil, ipfs_node
-from oracle.metadata import cid_of_digest, raw_cid
 from oracle.sender import Sender
-from oracle.tiny_model import build_tiny_pipeline
 
 Account.enable_unaudited_hdwallet_features()
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,8 +77,8 @@ class Deployment:
         signed = account.sign_transaction(tx)
         return self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(signed.raw_transaction))
 
-    def mint(self, account, prompt: str, tier: int) -> int:
-        receipt = self.send(account, self.nft.functions.mint(prompt, tier), value=PRICES[tier])
+    def mint(self, account, prompt: str, tier: int, aspect: int = 0) -> int:
+        receipt = self.send(account, self.nft.functions.mint(prompt, tier, aspect), value=PRICES[tier])
         [event] = self.nft.events.ImageRequested().process_receipt(receipt, errors=DISCARD)
         return event["args"]["tokenId"]
 
@@ -92,7 +92,8 @@ def deployment(devchain, project) -> Deployment:
 
 
 def oracle_config(deployment: Deployment, ipfs, model: Path, state_dir: Path, **overrides) -> OracleConfig:
-    tiers = {t: TierSettings(model=str(model), width=s, height=s, steps=1) for t, s in SIZES.items()}
+    # Sides in multiples of 16 (the tiny model's latent grid), so that every aspect ratio has its own shape.
+    tiers = {t: TierSettings(model=str(model), width=s, height=s, steps=1, size_step=16) for t, s in SIZES.items()}
     values = dict(network="optimism:local:foundry", rpc_uri=deployment.url, contract=deployment.address,
                   account="TEST::1", ipfs_api=ipfs.api_url, state_dir=state_dir, start_block=deployment.block,
                   poll_interval=0.2, batch_wait=0.3, metrics_port=0, tiers=tiers, deadline_margin=30)  # fmt: skip
@@ -118,7 +119,7 @@ def assert_all_set_once(deployment: Deployment, ipfs, token_ids, state_dir: Path
     assert {t: counts[t] for t in token_ids} == dict.fromkeys(token_ids, 1)
     client = IpfsClient(ipfs.api_url)
     for token_id in token_ids:
-        status, _tier, _deadline, _escrow, digest = deployment.nft.functions.request(token_id).call()
+        status, _tier, _aspect, _deadline, _escrow, digest = deployment.nft.functions.request(token_id).call()
         assert status == 2
         uri = deployment.nft.functions.tokenURI(token_id).call()
         metadata = client.cat(uri.removeprefix("ipfs://"))

@@ -18,8 +18,8 @@ def fee_of(amount: int) -> int:
     return amount * FEE_BPS // 10_000
 
 
-def mint(nft, who, tier: int = 0, prompt: str = PROMPT, extra: int = 0) -> int:
-    receipt = nft.mint(prompt, tier, sender=who, value=nft.price(tier) + extra)
+def mint(nft, who, tier: int = 0, prompt: str = PROMPT, extra: int = 0, aspect: int = 0) -> int:
+    receipt = nft.mint(prompt, tier, aspect, sender=who, value=nft.price(tier) + extra)
     return receipt.events.filter(nft.ImageRequested)[0].tokenId
 
 
@@ -29,13 +29,13 @@ def digest_of(metadata: bytes) -> bytes:
 
 def test_mint_binds_prompt_and_escrows_price(nft, alice, chain):
     token_id = nft.nextTokenId()
-    receipt = nft.mint(PROMPT, 1, sender=alice, value=PREMIUM)
+    receipt = nft.mint(PROMPT, 1, 2, sender=alice, value=PREMIUM)
     [event] = receipt.events.filter(nft.ImageRequested)
     assert event.tokenId == token_id and event.requester == alice
     assert nft.nextTokenId() == token_id + 1
-    assert event.prompt == PROMPT and event.tier == 1 and event.escrow == PREMIUM
-    status, tier, deadline, escrow, digest = nft.request(token_id)
-    assert (status, tier, escrow) == (PENDING, 1, PREMIUM)
+    assert event.prompt == PROMPT and event.tier == 1 and event.aspect == 2 and event.escrow == PREMIUM
+    status, tier, aspect, deadline, escrow, digest = nft.request(token_id)
+    assert (status, tier, aspect, escrow) == (PENDING, 1, 2, PREMIUM)
     assert deadline == chain.blocks.head.timestamp + 3600
     assert digest == b"\x00" * 32
     assert nft.ownerOf(token_id) == alice
@@ -44,29 +44,29 @@ def test_mint_binds_prompt_and_escrows_price(nft, alice, chain):
 
 def test_excess_is_refunded(nft, alice):
     before = alice.balance
-    receipt = nft.mint(PROMPT, 0, sender=alice, value=BASIC + 12345)
+    receipt = nft.mint(PROMPT, 0, 0, sender=alice, value=BASIC + 12345)
     assert alice.balance == before - BASIC - receipt.total_fees_paid
     assert nft.balance == BASIC
 
 
 def test_short_payment_reverts(nft, alice):
     with ape.reverts(nft.InsufficientPayment, tier=2, price=ULTRA, paid=ULTRA - 1):
-        nft.mint(PROMPT, 2, sender=alice, value=ULTRA - 1)
+        nft.mint(PROMPT, 2, 0, sender=alice, value=ULTRA - 1)
 
 
 @pytest.mark.parametrize("prompt", ["", "x" * 1001, "é" * 501])
 def test_bad_prompt_reverts_with_named_error(nft, alice, prompt):
     if prompt:
         with ape.reverts(nft.PromptTooLong, length=len(prompt.encode()), maxLength=1000):
-            nft.mint(prompt, 0, sender=alice, value=BASIC)
+            nft.mint(prompt, 0, 0, sender=alice, value=BASIC)
     else:
         with ape.reverts(nft.EmptyPrompt):
-            nft.mint(prompt, 0, sender=alice, value=BASIC)
+            nft.mint(prompt, 0, 0, sender=alice, value=BASIC)
 
 
 def test_prompt_of_exactly_1000_bytes_is_accepted(nft, alice):
     prompt = "ü" * 500  # 1000 bytes of UTF-8
-    receipt = nft.mint(prompt, 0, sender=alice, value=BASIC)
+    receipt = nft.mint(prompt, 0, 0, sender=alice, value=BASIC)
     assert receipt.events.filter(nft.ImageRequested)[0].prompt == prompt
 
 
@@ -74,17 +74,17 @@ def test_paused_mint_reverts_and_unpause_restores(nft, owner, alice):
     nft.pause(sender=owner)
     assert nft.paused()
     with ape.reverts(nft.MintingIsPaused):
-        nft.mint(PROMPT, 0, sender=alice, value=BASIC)
+        nft.mint(PROMPT, 0, 0, sender=alice, value=BASIC)
     nft.unpause(sender=owner)
     mint(nft, alice)
 
 
 def test_unknown_and_disabled_tiers_revert(nft, owner, alice):
     with ape.reverts(nft.UnknownTier, tier=3):
-        nft.mint(PROMPT, 3, sender=alice, value=BASIC)
+        nft.mint(PROMPT, 3, 0, sender=alice, value=BASIC)
     nft.setPrice(1, 0, sender=owner)
     with ape.reverts(nft.TierDisabled, tier=1):
-        nft.mint(PROMPT, 1, sender=alice, value=PREMIUM)
+        nft.mint(PROMPT, 1, 0, sender=alice, value=PREMIUM)
 
 
 def test_set_image_credits_oracle_and_fee(nft, owner, oracle, alice):
@@ -182,16 +182,35 @@ def test_refund_after_deadline_while_paused(nft, owner, alice, chain):
     assert nft.request(token_id).status == REFUNDED
 
 
-def test_transferred_token_refund_pays_new_holder(nft, alice, bob, chain):
+def test_anyone_refunds_and_the_holder_is_paid(nft, alice, bob, chain):
     token_id = mint(nft, alice)
     nft.transferFrom(alice, bob, token_id, sender=alice)
     chain.pending_timestamp += 3600
-    with ape.reverts(nft.NotOwnerNorApproved):
-        nft.refund(token_id, sender=alice)
     before = bob.balance
-    receipt = nft.refund(token_id, sender=bob)
-    assert bob.balance == before + BASIC - receipt.total_fees_paid
-    assert receipt.events.filter(nft.Refunded)[0].holder == bob
+    receipt = nft.refund(token_id, sender=alice)  # the former holder triggers it; the holder is paid
+    assert bob.balance == before + BASIC
+    [event] = receipt.events.filter(nft.Refunded)
+    assert (event.holder, event.amount, event.credited) == (bob, BASIC, False)
+
+
+def test_unknown_aspect_reverts_before_payment(nft, alice):
+    before = nft.balance
+    with ape.reverts(nft.UnknownAspect, aspect=4):
+        nft.mint(PROMPT, 0, 4, sender=alice, value=BASIC)
+    assert nft.balance == before
+
+
+def test_owner_cannot_drain_pending_escrow_by_becoming_an_oracle(nft, owner, alice, bob):
+    """The three-call drain (authorise itself, set every pending token, withdraw) fails at the second call."""
+    pending = [mint(nft, alice, tier=2), mint(nft, bob, tier=1)]
+    first_later = nft.nextTokenId()
+    nft.setOracle(owner, True, sender=owner)
+    assert nft.servesFrom(owner) == first_later
+    with ape.reverts(nft.OracleAuthorisedAfterMint, tokenId=pending[0], oracle=owner, servesFrom=first_later):
+        nft.setImages(pending, [digest_of(b"garbage")] * 2, sender=owner)
+    with ape.reverts(nft.NothingToWithdraw, account=owner):
+        nft.withdraw(sender=owner)
+    assert [nft.request(t).status for t in pending] == [PENDING, PENDING]
 
 
 def test_refund_after_image_reverts(nft, oracle, alice, chain):
@@ -243,7 +262,8 @@ def test_settings_are_bounded_and_emit_events(nft, owner, alice):
     assert nft.setTimeout(300, sender=owner).events.filter(nft.TimeoutUpdated)[0].timeout == 300
     with ape.reverts(nft.TimeoutOutOfRange):
         nft.setTimeout(299, sender=owner)
-    assert nft.setOracle(alice, True, sender=owner).events.filter(nft.OracleUpdated)[0].authorised
+    [event] = nft.setOracle(alice, True, sender=owner).events.filter(nft.OracleUpdated)
+    assert event.authorised and event.servesFrom == nft.nextTokenId()
     assert nft.setPrice(0, 2 * BASIC, sender=owner).events.filter(nft.PriceUpdated)[0].price == 2 * BASIC
     assert nft.setContractURI("ipfs://c", sender=owner).events.filter(nft.ContractURIUpdated)
     assert nft.contractURI() == "ipfs://c"

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
+from genim_devnet.localnet import free_port, ipfs_node
 from oracle.journal import JobState, Journal
-from oracle.localnet import free_port, ipfs_node
 from tests.faults.proxy import RpcProxy
 from tests.services import (
     ROOT,
@@ -197,7 +197,7 @@ def test_model_failure_is_retried_then_left_refundable(deployment, devchain, ipf
 
 
 def test_reorg_drops_a_mint_and_an_oracle_transaction(tmp_path, ipfs, tiny_model, project, reliability):
-    from oracle.localnet import anvil
+    from genim_devnet.localnet import anvil
     from tests.services import Deployment
 
     with anvil() as chain:
@@ -346,21 +346,35 @@ class _Miner:
         self._thread.join()
 
 
-def test_oracle_revoked_mid_flight_waits_then_resumes(deployment, ipfs, tiny_model, tmp_path, reliability):
+def test_oracle_revoked_mid_flight_sends_nothing_and_serves_only_later_mints(
+    deployment, devchain, ipfs, tiny_model, tmp_path, reliability
+):
+    """Consent at mint: once revoked, this oracle can never settle the tokens minted before (re-authorising
+    starts from the next token). The daemon sends nothing for them and leaves them Pending for refunds; after
+    re-authorisation it serves the new mints."""
     token_ids = mint_batch(deployment, 2, "revoked")
     daemon = make_daemon(oracle_config(deployment, ipfs, tiny_model, tmp_path, batch_wait=0))
-    revoke = deployment.nft.functions.setOracle(deployment.oracle.address, False)
-    deployment.send(deployment.owner, revoke)
     daemon.recover()
     assert wait_for(lambda: _step_until(daemon, token_ids[-1], JobState.METADATA_PINNED), timeout=60)
-    for _ in range(5):
-        daemon.step()  # every simulation reverts with NotOracle: nothing is sent, nothing is lost
+    revoke = deployment.nft.functions.setOracle(deployment.oracle.address, False)
+    deployment.send(deployment.owner, revoke)
+    for _ in range(3):
+        daemon.step()
     assert daemon.journal.txs() == [] and deployment.image_set_events() == []
-    assert {daemon.journal.job(t).state for t in token_ids} == {JobState.METADATA_PINNED}
+    for token_id in token_ids:
+        job = daemon.journal.job(token_id)
+        assert job.state is JobState.SKIPPED and "without this oracle's consent" in job.note
     restored = time.monotonic()
     deployment.send(deployment.owner, deployment.nft.functions.setOracle(deployment.oracle.address, True))
-    assert daemon.drain(timeout=30)
-    outcome = settle_report(deployment, ipfs, token_ids, tmp_path)
+    later = mint_batch(deployment, 2, "after re-authorisation")
+    assert daemon.drain(timeout=60)
+    outcome = settle_report(deployment, ipfs, token_ids + later, tmp_path, pending=tuple(token_ids))
+    served = time.monotonic() - restored
+    devchain.rpc("evm_increaseTime", 2 * 3600)
+    devchain.rpc("evm_mine")
+    for token_id in token_ids:
+        deployment.send(account_key(7), deployment.nft.functions.refund(token_id))  # anyone may trigger it
+        assert deployment.nft.functions.request(token_id).call()[0] == 3  # Refunded
     reliability.append({"fault": "oracle revoked mid-flight", "how": "owner revokes, later re-authorises",
-                        "requests": 2, **outcome, "recovery_s": round(time.monotonic() - restored, 1),
-                        "note": "simulations revert, nothing sent until re-authorised"})  # fmt: skip
+                        "requests": 4, **outcome, "recovery_s": round(served, 1),
+                        "note": "nothing sent for 2 minted before (refunded); 2 minted after served"})  # fmt: skip

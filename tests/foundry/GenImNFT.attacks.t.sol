@@ -7,8 +7,9 @@ pragma solidity 0.8.28;
 // - (b) `refund`: the refund payment's receive() refunds the same token again, and another of its tokens.
 // - (c) `withdraw`: an authorised oracle (and an owner-oracle) with credit re-enters withdraw, and earns
 //   new credit from inside the callback.
-// - griefing: a holder whose receive() reverts cannot take its refund, nor can an operator it approved,
-//   but once it hands the token to an EOA, that EOA can.
+// - griefing: a holder whose receive() reverts cannot block its refund: anyone may refund it after the
+//   deadline and the escrow becomes the holder's credit; nobody else's refund is affected.
+// - consent at mint: an oracle authorised after a token's mint cannot settle it, even from a callback.
 // - payable ERC-721 entry points: solady's approve/transferFrom/safeTransferFrom are payable, and ether sent
 //   with them is kept outside every book (documented below, as found).
 // Each attack runs in two flavours: the attacker catches the inner revert (the outer call then succeeds
@@ -141,7 +142,7 @@ contract GenImNFTAttackTest is Test {
         _creditors.push(oracle);
         _creditors.push(address(attacker));
         vm.prank(alice);
-        victim = nft.mint{value: ULTRA}("a lighthouse at dawn", 2);
+        victim = nft.mint{value: ULTRA}("a lighthouse at dawn", 2, 0);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -174,7 +175,7 @@ contract GenImNFTAttackTest is Test {
     }
 
     function _attackerMint(uint8 tier) internal returns (uint256) {
-        bytes memory ret = attacker.exec(abi.encodeCall(GenImNFT.mint, ("mine", tier)), nft.price(tier));
+        bytes memory ret = attacker.exec(abi.encodeCall(GenImNFT.mint, ("mine", tier, 0)), nft.price(tier));
         return abi.decode(ret, (uint256));
     }
 
@@ -196,12 +197,12 @@ contract GenImNFTAttackTest is Test {
     /// The excess refund re-enters mint with that excess: two tokens, two escrows, nothing paid twice.
     /// The outer mint succeeds; the id was taken before the payment, so the inner mint gets the next one.
     function test_MintReentryFromExcessMintsNextIdAndPaysEachOnce() public {
-        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.mint, ("again", 0)), BASIC);
+        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.mint, ("again", 0, 0)), BASIC);
         attacker.arm(calls, values, false);
         uint256 attackerBefore = address(attacker).balance;
         uint256 nftBefore = address(nft).balance;
 
-        bytes memory ret = attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0)), 2 * BASIC);
+        bytes memory ret = attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0, 0)), 2 * BASIC);
 
         uint256 outer = abi.decode(ret, (uint256));
         (bool ok, bytes memory innerRet) = attacker.outcome(0);
@@ -223,9 +224,10 @@ contract GenImNFTAttackTest is Test {
         _assertBooks();
     }
 
-    /// From the excess refund the attacker tries to take what is not its own: a bystander's expired token,
-    /// its own brand-new token, a withdrawal without credit, an image without being an oracle. All revert;
-    /// only the refund of its own expired token pays, once. The outer mint succeeds.
+    /// From the excess refund the attacker tries to take what is not its own: a bystander's expired token
+    /// (anyone may refund it, but the escrow goes to the bystander), its own brand-new token, a withdrawal
+    /// without credit, an image without being an oracle. Only the refund of its own expired token pays the
+    /// attacker, once. The outer mint succeeds.
     function test_MintReentryCannotTakeOthersEscrow() public {
         uint256 own = _attackerMint(1);
         vm.warp(block.timestamp + 1 hours); // the victim's and `own`'s deadlines pass
@@ -242,10 +244,11 @@ contract GenImNFTAttackTest is Test {
         attacker.arm(calls, values, false);
         uint256 attackerBefore = address(attacker).balance;
         uint256 nftBefore = address(nft).balance;
+        uint256 aliceBefore = alice.balance;
 
-        attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0)), BASIC + 1 ether);
+        attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0, 0)), BASIC + 1 ether);
 
-        _assertOutcome(0, false, abi.encodeWithSelector(ERC721.NotOwnerNorApproved.selector), "bystander's token");
+        _assertOutcome(0, true, "", "bystander's token refunded, to the bystander");
         _assertOutcome(
             1,
             false,
@@ -258,27 +261,27 @@ contract GenImNFTAttackTest is Test {
         _assertOutcome(3, false, abi.encodeWithSelector(GenImNFT.NotOracle.selector, address(attacker)), "not oracle");
         _assertOutcome(4, true, "", "own expired token refunds");
         vm.assertEq(attacker.callbacks(), 2, "excess refund, then the nested refund of `own`");
-        vm.assertEq(nft.ownerOf(victim), alice, "victim's token untouched");
-        _assertStatus(victim, GenImNFT.Status.Pending, "victim still pending");
+        vm.assertEq(alice.balance, aliceBefore + ULTRA, "the bystander got its escrow");
+        _assertStatus(victim, GenImNFT.Status.Refunded, "victim refunded");
         _assertStatus(own, GenImNFT.Status.Refunded, "own refunded");
         _assertStatus(fresh, GenImNFT.Status.Pending, "fresh pending");
         vm.assertEq(address(attacker).balance, attackerBefore - BASIC + PREMIUM, "paid one price, got own escrow");
-        vm.assertEq(address(nft).balance, nftBefore + BASIC - PREMIUM, "contract: +fresh escrow -own escrow");
+        vm.assertEq(address(nft).balance, nftBefore + BASIC - PREMIUM - ULTRA, "+fresh escrow -own -victim's");
         _assertBooks();
     }
 
     /// If the attacker lets its inner revert escape receive(), the excess cannot be returned: the whole mint
-    /// reverts with TransferFailed (the inner NotOwnerNorApproved is not what surfaces), and nothing changed.
+    /// reverts with TransferFailed (the inner NothingToWithdraw is not what surfaces), and nothing changed.
     function test_RevertWhen_MintReentryRevertEscapesReceive() public {
         vm.warp(block.timestamp + 1 hours);
-        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.refund, (victim)), 0);
+        (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.withdraw, ()), 0);
         attacker.arm(calls, values, true);
         uint256 attackerBefore = address(attacker).balance;
         uint256 nftBefore = address(nft).balance;
         uint256 next = nft.nextTokenId();
 
         vm.expectRevert(abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(attacker), 1 ether));
-        attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0)), BASIC + 1 ether);
+        attacker.exec(abi.encodeCall(GenImNFT.mint, ("first", 0, 0)), BASIC + 1 ether);
 
         vm.assertEq(nft.nextTokenId(), next, "no token minted");
         vm.assertEq(nft.balanceOf(address(attacker)), 0, "attacker holds nothing");
@@ -327,10 +330,10 @@ contract GenImNFTAttackTest is Test {
         _assertBooks();
     }
 
-    /// Strict attacker: the inner RequestNotPending escapes receive(), so the refund payment fails and the
-    /// whole refund reverts with TransferFailed; the token is back to pending and held by the attacker, and a
-    /// later plain refund pays it exactly once.
-    function test_RevertWhen_RefundReentryRevertEscapesReceive() public {
+    /// Strict attacker: the inner RequestNotPending escapes receive(), so the refund payment fails. The
+    /// refund still lands: the token is refunded and burned, and its escrow becomes the attacker's credit,
+    /// which a later withdraw pays exactly once.
+    function test_RefundReentryRevertEscapingReceiveIsCredited() public {
         uint256 x = _attackerMint(1);
         vm.warp(block.timestamp + 1 hours);
         (bytes[] memory calls, uint256[] memory values) = _one(abi.encodeCall(GenImNFT.refund, (x)), 0);
@@ -338,21 +341,25 @@ contract GenImNFTAttackTest is Test {
         uint256 attackerBefore = address(attacker).balance;
         uint256 nftBefore = address(nft).balance;
 
-        vm.expectRevert(abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(attacker), PREMIUM));
+        vm.expectEmit(true, true, true, true);
+        emit GenImNFT.Refunded(x, address(attacker), PREMIUM, true);
         attacker.exec(abi.encodeCall(GenImNFT.refund, (x)), 0);
 
-        _assertStatus(x, GenImNFT.Status.Pending, "rolled back to pending");
-        vm.assertEq(nft.ownerOf(x), address(attacker), "not burned");
-        vm.assertEq(address(attacker).balance, attackerBefore, "attacker unpaid");
-        vm.assertEq(address(nft).balance, nftBefore, "contract unchanged");
+        _assertStatus(x, GenImNFT.Status.Refunded, "refunded");
+        vm.assertEq(nft.balanceOf(address(attacker)), 0, "burned");
+        vm.assertEq(nft.credit(address(attacker)), PREMIUM, "escrow credited");
+        vm.assertEq(address(attacker).balance, attackerBefore, "attacker unpaid so far");
+        vm.assertEq(address(nft).balance, nftBefore, "contract still holds it, as credit");
         _assertBooks();
 
-        // Disarmed (the script ran once and was rolled back with the call: re-arm with nothing to do).
+        // Disarmed (the script's run was rolled back with the failed payment: re-arm with nothing to do).
         attacker.arm(new bytes[](0), new uint256[](0), true);
-        attacker.exec(abi.encodeCall(GenImNFT.refund, (x)), 0);
+        attacker.exec(abi.encodeCall(GenImNFT.withdraw, ()), 0);
         vm.assertEq(address(attacker).balance, attackerBefore + PREMIUM, "paid once");
         vm.assertEq(address(nft).balance, nftBefore - PREMIUM, "contract paid once");
-        _assertStatus(x, GenImNFT.Status.Refunded, "refunded");
+        vm.assertEq(nft.credit(address(attacker)), 0, "credit cleared");
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.RequestNotPending.selector, x, GenImNFT.Status.Refunded));
+        attacker.exec(abi.encodeCall(GenImNFT.refund, (x)), 0);
         _assertBooks();
     }
 
@@ -365,7 +372,7 @@ contract GenImNFTAttackTest is Test {
         vm.prank(owner);
         nft.setOracle(address(attacker), true);
         vm.prank(bob);
-        uint256 id = nft.mint{value: ULTRA}("a harbour", 2);
+        uint256 id = nft.mint{value: ULTRA}("a harbour", 2, 0);
         attacker.exec(abi.encodeCall(GenImNFT.setImage, (id, DIGEST)), 0);
         earned = ULTRA - ULTRA * FEE_BPS / 10_000;
         vm.assertEq(nft.credit(address(attacker)), earned, "attacker's credit");
@@ -420,15 +427,20 @@ contract GenImNFTAttackTest is Test {
         _assertBooks();
     }
 
-    /// From inside its withdrawal the oracle sets another image (legitimate: new credit) and withdraws
-    /// again: it gets the old credit plus the new one, each once, and nothing of the escrow still pending.
+    /// From inside its withdrawal the oracle tries to set the image of a token minted before it was
+    /// authorised (refused: no consent), sets another image (legitimate: new credit) and withdraws again: it
+    /// gets the old credit plus the new one, each once, and nothing of the escrow still pending.
     function test_WithdrawReentryEarnsOnlyNewCredit() public {
         uint256 earned = _attackerEarns();
-        bytes[] memory calls = new bytes[](3);
-        uint256[] memory values = new uint256[](3);
+        vm.prank(bob);
+        uint256 later = nft.mint{value: ULTRA}("a second harbour", 2, 3);
+        uint256 firstServed = nft.servesFrom(address(attacker));
+        bytes[] memory calls = new bytes[](4);
+        uint256[] memory values = new uint256[](4);
         calls[0] = abi.encodeCall(GenImNFT.setImage, (victim, DIGEST));
-        calls[1] = abi.encodeCall(GenImNFT.withdraw, ());
+        calls[1] = abi.encodeCall(GenImNFT.setImage, (later, DIGEST));
         calls[2] = abi.encodeCall(GenImNFT.withdraw, ());
+        calls[3] = abi.encodeCall(GenImNFT.withdraw, ());
         attacker.arm(calls, values, false);
         uint256 attackerBefore = address(attacker).balance;
         uint256 nftBefore = address(nft).balance;
@@ -436,17 +448,24 @@ contract GenImNFTAttackTest is Test {
 
         attacker.exec(abi.encodeCall(GenImNFT.withdraw, ()), 0);
 
-        _assertOutcome(0, true, "", "image for the victim's token");
-        _assertOutcome(1, true, "", "withdraw the new credit");
         _assertOutcome(
-            2, false, abi.encodeWithSelector(GenImNFT.NothingToWithdraw.selector, address(attacker)), "nothing left"
+            0,
+            false,
+            abi.encodeWithSelector(GenImNFT.OracleAuthorisedAfterMint.selector, victim, address(attacker), firstServed),
+            "no image for a token minted before the attacker was authorised"
+        );
+        _assertOutcome(1, true, "", "image for a token minted since");
+        _assertOutcome(2, true, "", "withdraw the new credit");
+        _assertOutcome(
+            3, false, abi.encodeWithSelector(GenImNFT.NothingToWithdraw.selector, address(attacker)), "nothing left"
         );
         vm.assertEq(attacker.callbacks(), 2, "two payments");
         vm.assertEq(attacker.received(), earned + (ULTRA - fee), "old credit + new credit");
         vm.assertEq(address(attacker).balance, attackerBefore + earned + ULTRA - fee, "each credit once");
         vm.assertEq(address(nft).balance, nftBefore - earned - (ULTRA - fee), "contract paid each credit once");
         vm.assertEq(nft.credit(owner), 2 * fee, "both fees kept for the owner");
-        vm.assertEq(address(nft).balance, 2 * fee, "only the fees remain");
+        vm.assertEq(address(nft).balance, 2 * fee + ULTRA, "the fees and the victim's escrow remain");
+        _assertStatus(victim, GenImNFT.Status.Pending, "victim still pending");
         _assertBooks();
     }
 
@@ -478,45 +497,39 @@ contract GenImNFTAttackTest is Test {
                                 GRIEFING
     //////////////////////////////////////////////////////////////*/
 
-    /// A holder whose receive() reverts cannot be refunded, neither by itself nor by an operator it approved
-    /// (the refund always pays the holder). Its escrow stays, correctly booked, and others are unaffected.
-    /// Once it transfers the token to an EOA, that EOA refunds and is paid.
-    function test_RevertWhen_RefusingHolderRefunds_ThenEOAHolderCan() public {
+    /// A holder whose receive() reverts cannot block its refund: a stranger's refund call lands, the token
+    /// is burned and the escrow becomes the holder's credit (the holder's own call would do the same). The
+    /// oracle can no longer set it; others are unaffected; the credit waits until the holder can take it.
+    function test_RefusingHolderIsCreditedNotStuck() public {
         RefusingHolder refuser = new RefusingHolder();
+        _creditors.push(address(refuser));
         vm.deal(address(refuser), 1 ether);
-        bytes memory ret = refuser.exec(nft, abi.encodeCall(GenImNFT.mint, ("stubborn", 1)), PREMIUM);
+        bytes memory ret = refuser.exec(nft, abi.encodeCall(GenImNFT.mint, ("stubborn", 1, 0)), PREMIUM);
         uint256 id = abi.decode(ret, (uint256));
-        refuser.exec(nft, abi.encodeCall(ERC721.approve, (bob, id)), 0);
         uint256 deadline = nft.request(id).deadline;
         vm.warp(deadline);
 
-        bytes memory failed = abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(refuser), PREMIUM);
-        vm.expectRevert(failed);
-        refuser.exec(nft, abi.encodeCall(GenImNFT.refund, (id)), 0);
-        vm.expectRevert(failed);
-        vm.prank(bob);
-        nft.refund(id);
         vm.expectRevert(abi.encodeWithSelector(GenImNFT.DeadlinePassed.selector, id, deadline));
         vm.prank(oracle);
         nft.setImage(id, DIGEST);
-        _assertStatus(id, GenImNFT.Status.Pending, "still pending");
-        vm.assertEq(nft.ownerOf(id), address(refuser), "still held");
-        vm.assertEq(address(nft).balance, ULTRA + PREMIUM, "both escrows held");
+        vm.prank(carol);
+        nft.refund(id);
+        _assertStatus(id, GenImNFT.Status.Refunded, "refunded");
+        vm.assertEq(nft.credit(address(refuser)), PREMIUM, "escrow credited to the holder");
+        vm.assertEq(address(refuser).balance, 1 ether - PREMIUM, "no ether pushed");
+        vm.assertEq(address(nft).balance, ULTRA + PREMIUM, "victim's escrow and the credit held");
         _assertBooks();
 
-        // A bystander's refund is not blocked by the stuck one.
+        // A bystander's refund is not affected.
         uint256 aliceBefore = alice.balance;
         vm.prank(alice);
         nft.refund(victim);
         vm.assertEq(alice.balance, aliceBefore + ULTRA, "alice refunded");
 
-        refuser.exec(nft, abi.encodeCall(ERC721.transferFrom, (address(refuser), carol, id)), 0);
-        vm.prank(carol);
-        nft.refund(id);
-        vm.assertEq(carol.balance, PREMIUM, "the EOA holder gets the escrow");
-        vm.assertEq(address(refuser).balance, 1 ether - PREMIUM, "the refuser got nothing");
-        vm.assertEq(address(nft).balance, 0, "contract empty");
-        _assertStatus(id, GenImNFT.Status.Refunded, "refunded");
+        // The holder cannot take ether, so its withdraw reverts and the credit stays for later.
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(refuser), PREMIUM));
+        refuser.exec(nft, abi.encodeCall(GenImNFT.withdraw, ()), 0);
+        vm.assertEq(nft.credit(address(refuser)), PREMIUM, "credit kept");
         _assertBooks();
     }
 

@@ -9,7 +9,7 @@ import {Test} from "./utils/Test.sol";
 /// @dev Refuses ether: a minter that cannot take its excess back, or a holder that cannot take a refund.
 contract EtherRefuser {
     function mint(GenImNFT nft, string calldata prompt, uint8 tier) external payable returns (uint256) {
-        return nft.mint{value: msg.value}(prompt, tier);
+        return nft.mint{value: msg.value}(prompt, tier, 0);
     }
 }
 
@@ -38,7 +38,7 @@ contract GenImNFTTest is Test {
     function _mint(address who, uint8 tier) internal returns (uint256) {
         uint256 paid = nft.price(tier);
         vm.prank(who);
-        return nft.mint{value: paid}("a lighthouse at dawn", tier);
+        return nft.mint{value: paid}("a lighthouse at dawn", tier, 0);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -52,6 +52,7 @@ contract GenImNFTTest is Test {
         vm.assertEq(nft.ownerOf(id), alice, "holder");
         vm.assertEq(uint256(r.status), uint256(GenImNFT.Status.Pending), "status");
         vm.assertEq(r.tier, 1, "tier");
+        vm.assertEq(r.aspect, 0, "aspect");
         vm.assertEq(r.escrow, PREMIUM, "escrow");
         vm.assertEq(r.deadline, block.timestamp + 1 hours, "deadline");
         vm.assertEq(address(nft).balance, PREMIUM, "balance");
@@ -60,16 +61,54 @@ contract GenImNFTTest is Test {
 
     function test_MintEmitsPromptBoundOnChain() public {
         vm.expectEmit(true, true, true, true);
-        emit GenImNFT.ImageRequested(1, alice, 0, BASIC, uint40(block.timestamp + 1 hours), "a red fox");
+        emit GenImNFT.ImageRequested(1, alice, 0, 0, BASIC, uint40(block.timestamp + 1 hours), "a red fox");
         vm.prank(alice);
-        nft.mint{value: BASIC}("a red fox", 0);
+        nft.mint{value: BASIC}("a red fox", 0, 0);
+    }
+
+    function testFuzz_AspectBoundAtMint(uint8 aspect) public {
+        uint8 count = nft.ASPECT_COUNT();
+        vm.prank(alice);
+        if (aspect >= count) {
+            vm.expectRevert(abi.encodeWithSelector(GenImNFT.UnknownAspect.selector, aspect));
+            nft.mint{value: PREMIUM}("a wide harbour", 1, aspect);
+            vm.assertEq(address(nft).balance, 0, "no payment taken");
+            vm.assertEq(nft.nextTokenId(), 1, "nothing minted");
+            return;
+        }
+        vm.expectEmit(true, true, true, true);
+        emit GenImNFT.ImageRequested(1, alice, 1, aspect, PREMIUM, uint40(block.timestamp + 1 hours), "a wide harbour");
+        uint256 id = nft.mint{value: PREMIUM}("a wide harbour", 1, aspect);
+        GenImNFT.Request memory r = nft.request(id);
+        vm.assertEq(r.aspect, aspect, "aspect stored");
+        vm.assertEq(r.tier, 1, "tier beside it");
+        vm.assertEq(r.escrow, PREMIUM, "escrow beside it");
+    }
+
+    /// With a timestamp near 2**40, now + timeout does not fit the deadline's 40 bits. Unmasked, the carry
+    /// would land in the escrow field and the token would be worth twice its price at refund; masked, the
+    /// deadline wraps, the escrow and tier stay exact, and the books balance.
+    function test_DeadlineCarryNeverReachesEscrow() public {
+        uint256 timeout = nft.timeout();
+        vm.warp((uint256(1) << 40) - timeout + 5); // now + timeout = 2**40 + 5
+        uint256 id = _mint(alice, 2);
+        GenImNFT.Request memory r = nft.request(id);
+        vm.assertEq(r.deadline, 5, "deadline wrapped to its 40 bits");
+        vm.assertEq(r.escrow, ULTRA, "escrow intact");
+        vm.assertEq(r.tier, 2, "tier intact");
+        vm.assertEq(r.aspect, 0, "aspect intact");
+        uint256 before = alice.balance;
+        vm.prank(alice);
+        nft.refund(id);
+        vm.assertEq(alice.balance, before + ULTRA, "refund is the price paid, not more");
+        vm.assertEq(address(nft).balance, 0, "books balance");
     }
 
     function testFuzz_MintReturnsExcess(uint256 paid) public {
         paid = bound(paid, BASIC, 50 ether);
         uint256 before = alice.balance;
         vm.prank(alice);
-        nft.mint{value: paid}("p", 0);
+        nft.mint{value: paid}("p", 0, 0);
         vm.assertEq(alice.balance, before - BASIC, "only the price is kept");
         vm.assertEq(address(nft).balance, BASIC, "escrow");
     }
@@ -78,7 +117,7 @@ contract GenImNFTTest is Test {
         paid = bound(paid, 0, PREMIUM - 1);
         vm.expectRevert(abi.encodeWithSelector(GenImNFT.InsufficientPayment.selector, uint8(1), PREMIUM, paid));
         vm.prank(alice);
-        nft.mint{value: paid}("p", 1);
+        nft.mint{value: paid}("p", 1, 0);
     }
 
     function testFuzz_PromptLengthBound(uint256 length) public {
@@ -90,7 +129,7 @@ contract GenImNFTTest is Test {
             vm.expectRevert(abi.encodeWithSelector(GenImNFT.PromptTooLong.selector, length, uint256(1000)));
         }
         vm.prank(alice);
-        nft.mint{value: BASIC}(prompt, 0);
+        nft.mint{value: BASIC}(prompt, 0, 0);
     }
 
     function test_RevertWhen_MintPaused() public {
@@ -98,7 +137,7 @@ contract GenImNFTTest is Test {
         nft.pause();
         vm.expectRevert(GenImNFT.MintingIsPaused.selector);
         vm.prank(alice);
-        nft.mint{value: BASIC}("p", 0);
+        nft.mint{value: BASIC}("p", 0, 0);
         vm.prank(owner);
         nft.unpause();
         _mint(alice, 0);
@@ -107,12 +146,12 @@ contract GenImNFTTest is Test {
     function test_RevertWhen_TierUnknownOrDisabled() public {
         vm.expectRevert(abi.encodeWithSelector(GenImNFT.UnknownTier.selector, uint8(3)));
         vm.prank(alice);
-        nft.mint{value: BASIC}("p", 3);
+        nft.mint{value: BASIC}("p", 3, 0);
         vm.prank(owner);
         nft.setPrice(2, 0);
         vm.expectRevert(abi.encodeWithSelector(GenImNFT.TierDisabled.selector, uint8(2)));
         vm.prank(alice);
-        nft.mint{value: ULTRA}("p", 2);
+        nft.mint{value: ULTRA}("p", 2, 0);
     }
 
     function test_RevertWhen_ExcessCannotBeReturned() public {
@@ -262,6 +301,105 @@ contract GenImNFTTest is Test {
     }
 
     /*//////////////////////////////////////////////////////////////
+                            CONSENT AT MINT
+    //////////////////////////////////////////////////////////////*/
+
+    /// The drain an owner could do before consent at mint: authorise itself, set every pending token with any
+    /// digest, withdraw the escrow. Each step that reaches a buyer's token now reverts, and the escrow stays.
+    function test_RevertWhen_OwnerDrainsPendingEscrow() public {
+        uint256 a = _mint(alice, 2);
+        uint256 b = _mint(bob, 1);
+        vm.startPrank(owner);
+        nft.setOracle(owner, true);
+        vm.assertEq(nft.servesFrom(owner), 3, "owner serves only later tokens");
+        uint256[] memory ids = new uint256[](2);
+        (ids[0], ids[1]) = (a, b);
+        bytes32[] memory digests = new bytes32[](2);
+        (digests[0], digests[1]) = (DIGEST, DIGEST);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.OracleAuthorisedAfterMint.selector, a, owner, 3));
+        nft.setImages(ids, digests);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.OracleAuthorisedAfterMint.selector, b, owner, 3));
+        nft.setImage(b, DIGEST);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.NothingToWithdraw.selector, owner));
+        nft.withdraw();
+        vm.stopPrank();
+        vm.assertEq(address(nft).balance, ULTRA + PREMIUM, "escrow stays");
+        vm.assertEq(uint256(nft.request(a).status), uint256(GenImNFT.Status.Pending), "a pending");
+        vm.warp(block.timestamp + 1 hours);
+        uint256 before = alice.balance;
+        vm.prank(alice);
+        nft.refund(a);
+        vm.assertEq(alice.balance, before + ULTRA, "buyer refunded");
+    }
+
+    function test_OracleAuthorisedLaterServesOnlyLaterMints() public {
+        address operator = vm.addr(9);
+        uint256 before_ = _mint(alice, 0);
+        vm.expectEmit(true, true, true, true);
+        emit GenImNFT.OracleUpdated(operator, true, 2);
+        vm.prank(owner);
+        nft.setOracle(operator, true);
+        uint256 after_ = _mint(bob, 0);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.OracleAuthorisedAfterMint.selector, before_, operator, 2));
+        vm.prank(operator);
+        nft.setImage(before_, DIGEST);
+        vm.prank(operator);
+        nft.setImage(after_, DIGEST);
+        vm.prank(oracle); // authorised since the constructor: consented to by both buyers
+        nft.setImage(before_, DIGEST);
+        // Authorising again while authorised changes nothing.
+        vm.prank(owner);
+        nft.setOracle(operator, true);
+        vm.assertEq(nft.servesFrom(operator), 2, "unchanged");
+    }
+
+    /// Revoking takes effect at once; authorising again starts from the next token, so tokens minted while
+    /// the oracle was revoked (or before) are out of its reach.
+    function test_ReauthorisedOracleStartsAfresh() public {
+        uint256 first = _mint(alice, 0);
+        vm.prank(owner);
+        nft.setOracle(oracle, false);
+        vm.assertEq(nft.servesFrom(oracle), 0, "revoked");
+        uint256 whileRevoked = _mint(alice, 0);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.NotOracle.selector, oracle));
+        vm.prank(oracle);
+        nft.setImage(first, DIGEST);
+        vm.prank(owner);
+        nft.setOracle(oracle, true);
+        uint256 later = _mint(bob, 0);
+        vm.assertEq(nft.servesFrom(oracle), later, "serves from the next token");
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.OracleAuthorisedAfterMint.selector, first, oracle, later));
+        vm.prank(oracle);
+        nft.setImage(first, DIGEST);
+        vm.expectRevert(
+            abi.encodeWithSelector(GenImNFT.OracleAuthorisedAfterMint.selector, whileRevoked, oracle, later)
+        );
+        vm.prank(oracle);
+        nft.setImage(whileRevoked, DIGEST);
+        vm.prank(oracle);
+        nft.setImage(later, DIGEST);
+    }
+
+    /// Credit and consent share one slot: earning, revoking, re-authorising and withdrawing keep both exact.
+    function test_CreditSurvivesConsentChanges() public {
+        uint256 id = _mint(alice, 2);
+        vm.prank(oracle);
+        nft.setImage(id, DIGEST);
+        uint256 owed = ULTRA - ULTRA * FEE_BPS / 10_000;
+        vm.startPrank(owner);
+        nft.setOracle(oracle, false);
+        nft.setOracle(oracle, true);
+        vm.stopPrank();
+        vm.assertEq(nft.credit(oracle), owed, "credit kept through revoke and re-authorise");
+        vm.assertEq(nft.servesFrom(oracle), 2, "consent from the next token");
+        vm.prank(oracle);
+        nft.withdraw();
+        vm.assertEq(nft.credit(oracle), 0, "withdrawn");
+        vm.assertEq(nft.servesFrom(oracle), 2, "withdraw keeps consent");
+        vm.assertTrue(nft.isOracle(oracle), "withdraw keeps authorisation");
+    }
+
+    /*//////////////////////////////////////////////////////////////
                                  REFUND
     //////////////////////////////////////////////////////////////*/
 
@@ -283,18 +421,59 @@ contract GenImNFTTest is Test {
         nft.ownerOf(id);
     }
 
+    /// Anyone may trigger a refund after the deadline (the former holder here); it always pays the holder.
     function test_RefundPaysCurrentHolder() public {
         uint256 id = _mint(alice, 0);
         vm.prank(alice);
         nft.transferFrom(alice, bob, id);
         vm.warp(block.timestamp + 2 hours);
-        vm.expectRevert(ERC721.NotOwnerNorApproved.selector);
+        uint256 aliceBefore = alice.balance;
+        uint256 bobBefore = bob.balance;
+        vm.expectEmit(true, true, true, true);
+        emit GenImNFT.Refunded(id, bob, BASIC, false);
         vm.prank(alice);
         nft.refund(id);
-        uint256 before = bob.balance;
+        vm.assertEq(bob.balance, bobBefore + BASIC, "holder paid");
+        vm.assertEq(alice.balance, aliceBefore, "caller not paid");
+    }
+
+    /// A holder that refuses ether cannot block its refund: the escrow becomes its credit.
+    function test_RefundToRejectingHolderIsCredited() public {
+        EtherRefuser refuser = new EtherRefuser();
+        uint256 id = _mint(alice, 1);
+        vm.prank(alice);
+        nft.transferFrom(alice, address(refuser), id);
+        vm.warp(block.timestamp + 1 hours);
+        vm.expectEmit(true, true, true, true);
+        emit GenImNFT.Refunded(id, address(refuser), PREMIUM, true);
         vm.prank(bob);
         nft.refund(id);
-        vm.assertEq(bob.balance, before + BASIC, "new holder paid");
+        vm.assertEq(uint256(nft.request(id).status), uint256(GenImNFT.Status.Refunded), "refunded");
+        vm.assertEq(nft.credit(address(refuser)), PREMIUM, "credited");
+        vm.assertEq(address(nft).balance, PREMIUM, "still held for the holder");
+        vm.assertFalse(nft.isOracle(address(refuser)), "credit is not authorisation");
+        // It still refuses ether, so withdrawing fails and keeps the credit.
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.TransferFailed.selector, address(refuser), PREMIUM));
+        vm.prank(address(refuser));
+        nft.withdraw();
+        vm.assertEq(nft.credit(address(refuser)), PREMIUM, "credit kept");
+    }
+
+    /// A token sent to the NFT contract itself: nobody holds a key to it, yet its refund lands (as the
+    /// contract's own credit, which no one can withdraw) and the books stay exact.
+    function test_RefundOfTokenHeldByTheContractItself() public {
+        uint256 id = _mint(alice, 2);
+        vm.prank(alice);
+        nft.transferFrom(alice, address(nft), id);
+        vm.warp(block.timestamp + 1 hours);
+        vm.prank(bob);
+        nft.refund(id);
+        vm.assertEq(uint256(nft.request(id).status), uint256(GenImNFT.Status.Refunded), "refunded");
+        vm.assertEq(nft.credit(address(nft)), ULTRA, "credited to the holder, the contract");
+        vm.assertEq(address(nft).balance, ULTRA, "balance matches the credit");
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(GenImNFT.NothingToWithdraw.selector, owner));
+        nft.withdraw();
     }
 
     function test_RefundWorksWhilePaused() public {
@@ -362,7 +541,7 @@ contract GenImNFTTest is Test {
         nft.setPrice(2, maxPrice);
         vm.deal(alice, maxPrice);
         vm.prank(alice);
-        uint256 id = nft.mint{value: maxPrice}("p", 2);
+        uint256 id = nft.mint{value: maxPrice}("p", 2, 0);
         vm.assertEq(nft.request(id).escrow, maxPrice, "escrow exact at the bound");
     }
 

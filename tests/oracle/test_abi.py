@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-ABI_FILE = Path(__file__).resolve().parents[2] / "oracle" / "GenImNFT.abi.json"
+ABI_FILE = Path(__file__).resolve().parents[2] / "genimnft" / "GenImNFT.abi.json"
 
 
 def _canonical(entries: list[dict]) -> list[str]:

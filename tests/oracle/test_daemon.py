@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from genimnft.ipfs import IpfsClient
 from oracle.generate import Generator, seed_for
-from oracle.ipfs import IpfsClient
 from oracle.journal import AlreadyRunning, JobState, Journal
 from tests.services import (
     FEE_BPS,
@@ -49,6 +49,31 @@ def test_twenty_requests_across_tiers_are_each_set_once(deployment, ipfs, tiny_m
     client = IpfsClient(ipfs.api_url)
     uri = deployment.nft.functions.tokenURI(token_ids[2]).call()
     assert json.loads(client.cat(uri[7:]))["description"] == f"{prompts[2]} #2"
+
+
+def test_each_aspect_ratio_is_generated_at_the_tier_budget_and_stated_in_metadata(
+    deployment, ipfs, tiny_model, tmp_path
+):
+    """The aspect bound at mint shapes the image: tier 2's 128x128 budget in 16-pixel steps gives 1:1 128x128,
+    16:9 176x96, 9:16 96x176, 4:3 144x112; the PNG and the metadata's Resolution say the same."""
+    from genimnft.aspects import Aspect
+    from genimnft.metadata import png_size
+
+    expected = {Aspect.SQUARE: (128, 128), Aspect.LANDSCAPE: (176, 96), Aspect.PORTRAIT: (96, 176),
+                Aspect.CLASSIC: (144, 112)}  # fmt: skip
+    token_ids = {aspect: deployment.mint(account_key(2), f"shape {aspect.label}", 2, aspect) for aspect in Aspect}
+    daemon = make_daemon(oracle_config(deployment, ipfs, tiny_model, tmp_path))
+    assert daemon.drain(timeout=120)
+    assert_all_set_once(deployment, ipfs, list(token_ids.values()), tmp_path)
+    client = IpfsClient(ipfs.api_url)
+    for aspect, token_id in token_ids.items():
+        document = json.loads(client.cat(deployment.nft.functions.tokenURI(token_id).call()[7:]))
+        traits = {trait["trait_type"]: trait["value"] for trait in document["attributes"]}
+        width, height = expected[aspect]
+        assert png_size(client.cat(document["image"][7:])) == (width, height)
+        assert traits["Resolution"] == f"{width}x{height}"
+        assert traits["Aspect ratio"] == aspect.label
+        assert width % 16 == 0 and height % 16 == 0
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM])
@@ -133,7 +158,7 @@ def test_same_seed_same_settings_same_model_same_bytes(tiny_model):
 def test_metrics_health_and_status_show_what_the_daemon_did(deployment, ipfs, tiny_model, tmp_path):
     import httpx
 
-    from oracle.localnet import free_port
+    from genim_devnet.localnet import free_port
 
     state, port = tmp_path / "state", free_port()
     config = oracle_config(deployment, ipfs, tiny_model, state, metrics_port=port)

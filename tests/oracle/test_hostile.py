@@ -11,8 +11,8 @@ from eth_abi import encode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oracle.ipfs import IpfsClient
-from oracle.metadata import ImageFacts, decode_prompt, metadata_bytes
+from genimnft.ipfs import IpfsClient
+from genimnft.metadata import ImageFacts, decode_prompt, metadata_bytes
 from tests.services import (
     ROOT,
     account_key,
@@ -38,8 +38,8 @@ def test_hostile_prompts_round_trip_through_metadata(deployment, ipfs, tiny_mode
     buyer = account_key(2)
     token_ids = [deployment.mint(buyer, prompt, 0) for prompt in HOSTILE_PROMPTS]
     # Invalid UTF-8 cannot be passed as a string by any ABI library: send the calldata by hand.
-    selector = deployment.nft.functions.mint("x", 0)._encode_transaction_data()[:10]
-    calldata = selector + encode(["bytes", "uint8"], [INVALID_UTF8, 0]).hex()
+    selector = deployment.nft.functions.mint("x", 0, 0)._encode_transaction_data()[:10]
+    calldata = selector + encode(["bytes", "uint8", "uint8"], [INVALID_UTF8, 0, 0]).hex()
     tx = {"to": deployment.address, "data": calldata, "value": deployment.nft.functions.price(0).call(),
           "from": buyer.address, "nonce": deployment.w3.eth.get_transaction_count(buyer.address),
           "chainId": deployment.w3.eth.chain_id, "gas": 300_000,
@@ -65,7 +65,7 @@ def test_hostile_prompts_round_trip_through_metadata(deployment, ipfs, tiny_mode
 
 @given(st.text(max_size=400))
 def test_any_prompt_makes_valid_json_that_returns_it(prompt):
-    facts = ImageFacts(1, prompt, 0, "m", 512, 512, 1, 0.0, 42, 1_700_000_000, "bafkreiexample")
+    facts = ImageFacts(1, prompt, 0, "m", 512, 512, 0, 1, 0.0, 42, 1_700_000_000, "bafkreiexample")
     assert json.loads(metadata_bytes(facts))["description"] == prompt
 
 

@@ -13,6 +13,7 @@ interface Vm {
     function addr(uint256 privateKey) external pure returns (address);
     function deal(address account, uint256 newBalance) external;
     function warp(uint256 newTimestamp) external;
+    function load(address target, bytes32 slot) external view returns (bytes32 data);
     function prank(address msgSender) external;
     function startPrank(address msgSender) external;
     function stopPrank() external;
@@ -32,6 +33,7 @@ interface Vm {
     function assertGe(uint256 left, uint256 right, string calldata error) external pure;
     function assertLe(uint256 left, uint256 right, string calldata error) external pure;
     function assertLt(uint256 left, uint256 right, string calldata error) external pure;
+    function assertGt(uint256 left, uint256 right, string calldata error) external pure;
 }
 
 /// @dev A minimal test base: the cheatcode handle, `bound`, and the invariant-target hooks forge reads.

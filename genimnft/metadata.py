@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from multiformats import CID, multihash
 
+from genimnft.aspects import Aspect
+
 # Kubo and js-ipfs chunk at 256 KiB: anything larger would become a DAG, not one raw block.
 MAX_RAW_BLOCK = 256 * 1024
 TIER_NAMES = ("Basic", "Premium", "Ultra")
@@ -27,6 +29,7 @@ class ImageFacts:
     model: str
     width: int
     height: int
+    aspect: int
     steps: int
     guidance: float
     seed: int
@@ -44,6 +47,7 @@ def metadata_bytes(facts: ImageFacts) -> bytes:
             {"trait_type": "Model", "value": facts.model},
             {"trait_type": "Tier", "value": TIER_NAMES[facts.tier]},
             {"trait_type": "Resolution", "value": f"{facts.width}x{facts.height}"},
+            {"trait_type": "Aspect ratio", "value": Aspect(facts.aspect).label},
             {"trait_type": "Steps", "value": facts.steps},
             {"trait_type": "Guidance", "value": facts.guidance},
             {"trait_type": "Seed", "value": str(facts.seed)},
@@ -54,6 +58,13 @@ def metadata_bytes(facts: ImageFacts) -> bytes:
     if len(data) > MAX_RAW_BLOCK:
         raise ValueError(f"metadata of token {facts.token_id} is {len(data)} bytes, over one raw block")
     return data
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk: the resolution actually produced."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG image")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 def raw_cid(data: bytes) -> str:

@@ -1,0 +1,191 @@
+"""Reading the contract: request and image events in bounded ranges, and each token's request as it is now."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import TypeVar
+
+from eth_abi import decode
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import BlockNotFound, Web3Exception
+
+from genimnft.metadata import decode_prompt
+
+ABI = json.loads((Path(__file__).parent / "GenImNFT.abi.json").read_text())
+REQUESTED_SIGNATURE = "ImageRequested(uint256,address,uint8,uint8,uint256,uint40,string)"
+IMAGE_SET_SIGNATURE = "ImageSet(uint256,address,bytes32,uint256,uint256)"
+log = logging.getLogger("genim.chain")
+T = TypeVar("T")
+
+
+class Status(IntEnum):
+    NONE = 0
+    PENDING = 1
+    FULFILLED = 2
+    REFUNDED = 3
+
+
+@dataclass(frozen=True)
+class OnChainRequest:
+    status: Status
+    tier: int
+    aspect: int
+    deadline: int
+    escrow: int
+    metadata_digest: bytes
+
+
+@dataclass(frozen=True)
+class RequestEvent:
+    """A request as its `ImageRequested` event binds it: the terms the buyer paid for."""
+
+    token_id: int
+    tier: int
+    aspect: int
+    prompt: str
+    requester: str
+    escrow: int
+    deadline: int
+    block_number: int
+    block_hash: str
+    mint_tx: str = ""
+
+
+@dataclass(frozen=True)
+class ImageSetEvent:
+    token_id: int
+    oracle: str
+    metadata_digest: bytes
+    payment: int
+    fee: int
+    block_number: int
+    block_hash: str
+    tx_hash: str
+
+
+class Chain:
+    """One contract on one RPC endpoint. Every call has the provider's timeout."""
+
+    def __init__(self, rpc_uri: str, address: str, timeout: float = 15.0) -> None:
+        # No retries inside web3: the caller's loop retries, and a call must not outlast a SIGTERM.
+        provider = Web3.HTTPProvider(rpc_uri, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+        self.w3 = Web3(provider)
+        self.contract: Contract = self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=ABI)
+        self._requested_topic = self.w3.keccak(text=REQUESTED_SIGNATURE)
+        self._image_set_topic = self.w3.keccak(text=IMAGE_SET_SIGNATURE)
+
+    @property
+    def address(self) -> str:
+        return self.contract.address
+
+    def chain_id(self) -> int:
+        return self.w3.eth.chain_id
+
+    def head(self) -> int:
+        return self.w3.eth.block_number
+
+    def timestamp(self, block: str | int = "latest") -> int:
+        return self.w3.eth.get_block(block)["timestamp"]
+
+    def block_hash(self, number: int) -> str | None:
+        try:
+            return self.w3.eth.get_block(number)["hash"].hex()
+        except BlockNotFound:
+            return None
+
+    def has_code(self) -> bool:
+        return len(self.w3.eth.get_code(self.contract.address)) > 0
+
+    def is_oracle(self, account: str) -> bool:
+        return self.contract.functions.isOracle(account).call()
+
+    def serves_from(self, account: str) -> int:
+        """The first token id `account` may settle (consent at mint); 0 if it is not an authorised oracle."""
+        return self.contract.functions.servesFrom(account).call()
+
+    def credit(self, account: str) -> int:
+        return self.contract.functions.credit(account).call()
+
+    def price(self, tier: int) -> int:
+        return self.contract.functions.price(tier).call()
+
+    def timeout(self) -> int:
+        return self.contract.functions.timeout().call()
+
+    def request(self, token_id: int) -> OnChainRequest:
+        status, tier, aspect, deadline, escrow, digest = self.contract.functions.request(token_id).call()
+        return OnChainRequest(Status(status), tier, aspect, deadline, escrow, bytes(digest))
+
+    def requests_between(self, first: int, last: int, max_range: int) -> list[RequestEvent]:
+        """ImageRequested logs in [first, last], in ranges of at most `max_range` blocks that halve on error."""
+        return self._logs(self._requested_topic, first, last, max_range, _request_event)
+
+    def images_set_between(self, first: int, last: int, max_range: int) -> list[ImageSetEvent]:
+        """ImageSet logs in [first, last], likewise."""
+        return self._logs(self._image_set_topic, first, last, max_range, _image_set_event)
+
+    def _logs(self, topic: bytes, first: int, last: int, max_range: int, parse: Callable[[dict], T]) -> list[T]:
+        found: list[T] = []
+        start, span = first, max_range
+        while start <= last:
+            end = min(last, start + span - 1)
+            query = {"address": self.contract.address, "fromBlock": start, "toBlock": end, "topics": [topic]}
+            try:
+                logs = self.w3.eth.get_logs(query)  # type: ignore[arg-type]
+            except (Web3Exception, ValueError) as exc:
+                if span == 1:
+                    raise
+                span = max(1, span // 2)
+                log.warning("get_logs %d-%d failed (%s); retrying with ranges of %d blocks", start, end, exc, span)
+                continue
+            found.extend(parse(entry) for entry in logs if not entry.get("removed"))
+            start = end + 1
+        return found
+
+
+def _topic_int(topic: bytes) -> int:
+    return int.from_bytes(topic, "big")
+
+
+def _topic_address(topic: bytes) -> str:
+    return Web3.to_checksum_address(bytes(topic)[-20:])
+
+
+def _request_event(entry: dict) -> RequestEvent:
+    topics = entry["topics"]
+    # `string` and `bytes` share one ABI encoding: decoding the prompt as bytes lets invalid UTF-8 (sent as
+    # raw calldata) become U+FFFD instead of an exception.
+    aspect, escrow, deadline, prompt = decode(["uint8", "uint256", "uint40", "bytes"], bytes(entry["data"]))
+    return RequestEvent(
+        token_id=_topic_int(topics[1]),
+        tier=_topic_int(topics[3]),
+        aspect=aspect,
+        prompt=decode_prompt(prompt),
+        requester=_topic_address(topics[2]),
+        escrow=escrow,
+        deadline=deadline,
+        block_number=entry["blockNumber"],
+        block_hash=entry["blockHash"].hex(),
+        mint_tx=entry["transactionHash"].hex(),
+    )
+
+
+def _image_set_event(entry: dict) -> ImageSetEvent:
+    topics = entry["topics"]
+    digest, payment, fee = decode(["bytes32", "uint256", "uint256"], bytes(entry["data"]))
+    return ImageSetEvent(
+        token_id=_topic_int(topics[1]),
+        oracle=_topic_address(topics[2]),
+        metadata_digest=bytes(digest),
+        payment=payment,
+        fee=fee,
+        block_number=entry["blockNumber"],
+        block_hash=entry["blockHash"].hex(),
+        tx_hash=entry["transactionHash"].hex(),
+    )
