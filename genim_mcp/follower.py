@@ -1,0 +1,125 @@
+"""The background follower: the only part of the front that reads the chain while tools run.
+
+A thread trails the head by the configured confirmations, reads `ImageRequested`, `ImageSet` and `Refunded` logs
+in bounded ranges into the store (settling payments as their mints confirm), and keeps a snapshot of the chain's
+terms (prices, timeout, ETH/USD, head time). paymcp asks the provider synchronously on the event loop; the
+provider answers from the store and the snapshot, never from an RPC call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+from web3.exceptions import Web3Exception
+
+from genim_mcp.calldata import tag_of
+from genim_mcp.config import FrontConfig
+from genim_mcp.pricing import UsdRate, read_rate
+from genim_mcp.store import SeenRequest, Store
+from genimnft.contract import Chain
+
+log = logging.getLogger("genim.mcp.follower")
+WARN_EVERY = 30.0
+
+
+@dataclass(frozen=True)
+class ChainFacts:
+    """The chain's terms as last read; replaced whole, so readers never see half an update."""
+
+    chain_id: int
+    contract: str
+    prices: tuple[int, int, int]
+    timeout: int
+    usd: UsdRate
+    head: int
+    head_timestamp: int
+    read_at: float
+
+
+class Follower:
+    def __init__(self, config: FrontConfig, chain: Chain, store: Store) -> None:
+        self.config = config
+        self.chain = chain
+        self.store = store
+        self.facts = self._read_facts(None)
+        cursor = store.cursor()
+        first = config.first_block()
+        if cursor is not None:
+            # Re-read the reorg window on every start instead of trusting what was saved.
+            self._next = max(first or 0, cursor[0] + 1 - config.reorg_window)
+        else:
+            self._next = first if first is not None else max(0, self.facts.head - config.reorg_window)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="genim-mcp-follower", daemon=True)
+        self._last_warning = 0.0
+
+    def start(self) -> None:
+        self.poll_once()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.config.rpc_timeout + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.poll_interval):
+            try:
+                self.poll_once()
+            except (Web3Exception, httpx.HTTPError, OSError, ValueError) as exc:
+                if time.monotonic() - self._last_warning > WARN_EVERY:
+                    log.warning("chain unreadable, retrying every %.1f s: %s", self.config.poll_interval, exc)
+                    self._last_warning = time.monotonic()
+
+    def poll_once(self) -> None:
+        facts = self._read_facts(self.facts)
+        self.facts = facts
+        safe = facts.head - self.config.required_confirmations()
+        while self._next <= safe and not self._stop.is_set():
+            last = min(safe, self._next + self.config.log_range - 1)
+            self._scan(self._next, last)
+            self._next = last + 1
+
+    def _scan(self, first: int, last: int) -> None:
+        chain, span = self.chain, self.config.log_range
+        requests = chain.requests_between(first, last, span)
+        tags_wanted = bool(requests) and self.store.open_orders(time.time()) > 0
+        seen = [SeenRequest(event, self._tag(event.mint_tx) if tags_wanted else None) for event in requests]
+        images = chain.images_set_between(first, last, span)
+        refunds = {
+            entry["args"]["tokenId"]: entry["transactionHash"].to_0x_hex()
+            for entry in chain.contract.events.Refunded().get_logs(from_block=first, to_block=last)
+        }
+        timestamp = chain.timestamp(last)
+        self.store.record_scan(seen, images, refunds, last, timestamp, time.time())
+
+    def _tag(self, tx_hash: str) -> bytes | None:
+        return tag_of(bytes(self.chain.w3.eth.get_transaction(tx_hash)["input"]))
+
+    def _read_facts(self, previous: ChainFacts | None) -> ChainFacts:
+        block = self.chain.w3.eth.get_block("latest")
+        head, head_timestamp = block["number"], block["timestamp"]
+        now = time.time()
+        if previous is not None and now - previous.read_at < self.config.price_refresh:
+            return ChainFacts(
+                previous.chain_id,
+                previous.contract,
+                previous.prices,
+                previous.timeout,
+                previous.usd,
+                head,
+                head_timestamp,
+                previous.read_at,
+            )
+        config = self.config
+        usd = read_rate(
+            self.chain.w3, config.eth_usd_feed, head_timestamp, config.feed_max_age, config.fallback_usd_per_eth
+        )
+        prices = (self.chain.price(0), self.chain.price(1), self.chain.price(2))
+        return ChainFacts(
+            self.chain.chain_id(), self.chain.address, prices, self.chain.timeout(), usd, head, head_timestamp, now
+        )

@@ -1,0 +1,99 @@
+"""Wiring: the chain, the store, the follower, the provider, the tools and (hosted) the pay page, and their
+lifecycle. Hosted mode serves streamable HTTP (`/mcp`) and the pay page on one port; local mode speaks stdio."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import uvicorn
+from mcp.server.fastmcp import FastMCP
+from paymcp.payment.flows import progress as paymcp_progress
+
+from genim_mcp.calldata import eip681_mint_uri
+from genim_mcp.config import ConfigError, FrontConfig
+from genim_mcp.delivery import Delivery
+from genim_mcp.follower import Follower
+from genim_mcp.paypage import PayPage
+from genim_mcp.provider import MintPaymentProvider
+from genim_mcp.store import Order, Store
+from genim_mcp.terms import ImageTerms
+from genim_mcp.tools import register_tools
+from genim_mcp.wallet import LocalWallet
+from genimnft.accounts import load_account
+from genimnft.aspects import Aspect
+from genimnft.contract import Chain
+from genimnft.ipfs import IpfsClient
+
+log = logging.getLogger("genim.mcp")
+INSTRUCTIONS = (
+    "Buy AI images as GenImNFT tokens on Optimism. list_tiers shows prices (ETH and USD) and the deadline; "
+    "generate_image_basic/premium/ultra take a prompt, aspect_ratio and style, ask for payment (your own mint into "
+    "the token's escrow) and return the image; get_image(token_id) fetches it again later; refund_status(token_id) "
+    "says whether and how an image that never came can be refunded."
+)
+
+
+@dataclass
+class Front:
+    config: FrontConfig
+    server: FastMCP
+    follower: Follower
+    store: Store
+    wallet: LocalWallet | None
+
+    def run(self) -> None:
+        self.follower.start()
+        if self.wallet is not None:
+            self.wallet.start()
+        try:
+            if self.config.mode == "hosted":
+                log.info(
+                    "serving MCP at %s/mcp and the pay page at %s/pay/...",
+                    self.config.base_url(),
+                    self.config.base_url(),
+                )
+                uvicorn.run(
+                    self.server.streamable_http_app(), host=self.config.host, port=self.config.port, log_level="warning"
+                )
+            else:
+                self.server.run("stdio")
+        finally:
+            if self.wallet is not None:
+                self.wallet.stop()
+            self.follower.stop()
+            self.store.close()
+
+
+def build(config: FrontConfig) -> Front:
+    chain = Chain(config.rpc_uri, config.contract_address(), timeout=config.rpc_timeout)
+    if not chain.has_code():
+        raise ConfigError(f"no contract at {chain.address} on {config.rpc_uri}")
+    store = Store(config.state_dir)
+    follower = Follower(config, chain, store)
+    wallet = None
+    if config.mode == "local":
+        assert config.account is not None
+        wallet = LocalWallet(chain, store, load_account(config.account, config.passphrase_env))
+    ipfs = IpfsClient(config.ipfs_api)
+    server = FastMCP("genimnft", instructions=INSTRUCTIONS, host=config.host, port=config.port, log_level="WARNING")
+    base = config.base_url()
+    hosted = config.mode == "hosted"
+
+    def link(order: Order) -> str:
+        if hosted:
+            return f"{base}/pay/{order.id}"
+        terms = ImageTerms(order.tier, Aspect(order.aspect), order.style, order.prompt)
+        return eip681_mint_uri(chain.address, follower.facts.chain_id, terms, order.price_wei)
+
+    provider = MintPaymentProvider(config, store, follower, link, wallet)
+    delivery = Delivery(
+        config, store, follower, chain, ipfs, lambda token_id: f"{base}/token/{token_id}" if hosted else None
+    )
+    # paymcp checks a payment every 3 s by default; the provider answers from memory, so ask more often.
+    paymcp_progress.DEFAULT_POLL_SECONDS = config.payment_poll  # type: ignore[assignment]
+    register_tools(server, provider, delivery, follower)
+    if hosted:
+        for path, handler in PayPage(config, store, follower, ipfs).routes():
+            server.custom_route(path, methods=["GET"])(handler)  # type: ignore[arg-type]
+    return Front(config, server, follower, store, wallet)
