@@ -31,7 +31,9 @@ def test_local_mode_pays_and_returns_the_image(stack, tmp_path):
                 {"prompt": "a red fox in the snow", "aspect_ratio": "16:9", "style": "cartoon"},
                 progress_callback=progress,
             )
-            refund = json_content(await session.call_tool("refund_status", {"token_id": json_content(result)["token_id"]}))
+            refund = json_content(
+                await session.call_tool("refund_status", {"token_id": json_content(result)["token_id"]})
+            )
             return tiers, progress, result, refund
 
     tiers, progress, result, refund = anyio.run(scenario)

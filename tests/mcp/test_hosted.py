@@ -1,0 +1,196 @@
+"""Hosted mode over streamable HTTP: the payment link, its pay page in a real headless Chromium with an injected
+wallet, and a payment tied to exactly one call (terms, reuse, expiry)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+
+import anyio
+import httpx
+
+from genim_mcp.calldata import mint_calldata
+from genim_mcp.terms import image_terms
+from tests.mcp.browser import wallet_page
+from tests.mcp.conftest import ProgressLog, front_config, hosted_server, http_session
+from tests.services import PRICES, account_key
+
+BUYER = 10  # the test wallet's account (anvil keeps it unlocked)
+OUTSIDER = 11
+
+
+async def payment_url(progress: ProgressLog, timeout: float = 30) -> str:
+    with anyio.fail_after(timeout):
+        while (url := progress.payment_url()) is None:
+            await anyio.sleep(0.05)
+    return url
+
+
+def send_mint(stack, data: bytes, value: int, sender: int = OUTSIDER) -> str:
+    key = account_key(sender)
+    w3 = stack.w3
+    tx = {
+        "from": key.address,
+        "to": stack.deployment.address,
+        "value": value,
+        "data": data,
+        "gas": 300_000,
+        "nonce": w3.eth.get_transaction_count(key.address),
+        "chainId": w3.eth.chain_id,
+        "maxFeePerGas": 10 * w3.eth.get_block("latest")["baseFeePerGas"] + 10**9,
+        "maxPriorityFeePerGas": 10**6,
+    }
+    tx_hash = w3.eth.send_raw_transaction(key.sign_transaction(tx).raw_transaction)
+    assert w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
+    return tx_hash.to_0x_hex()
+
+
+def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_path):
+    config = front_config(stack, tmp_path / "front.toml")
+    buyer = account_key(BUYER).address
+    chain_id = stack.w3.eth.chain_id
+
+    async def scenario(server):
+        async with http_session(server) as session, anyio.create_task_group() as group:
+            progress, outcome = ProgressLog(), {}
+
+            async def call():
+                outcome["result"] = await session.call_tool(
+                    "generate_image_basic",
+                    {"prompt": "a lighthouse at dawn", "aspect_ratio": "16:9", "style": "artistic"},
+                    progress_callback=progress,
+                )
+
+            group.start_soon(call)
+            url = await payment_url(progress)
+            async with wallet_page(stack.url, chain_id, buyer) as page:
+                await page.goto(url)
+                await page.wait_for_selector("#pay:not([disabled])")
+                shown = {name: await page.text_content(f"#{name}") for name in
+                         ("prompt", "tier", "aspect", "price-eth", "price-usd", "chain", "contract")}  # fmt: skip
+                assert await page.locator("#qr").evaluate("img => img.complete && img.naturalWidth > 0")
+                await page.click("#pay")
+                await page.wait_for_selector("#figure:not([hidden]) img", timeout=60_000)
+                await page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+                calls = await page.evaluate("window.__walletCalls.map(c => c.method)")
+                added = await page.evaluate(
+                    "window.__walletCalls.find(c => c.method === 'wallet_addEthereumChain').params[0]"
+                )
+                screenshot = tmp_path / "pay-page.png"
+                await page.screenshot(path=str(screenshot), full_page=True)
+            with anyio.fail_after(60):
+                while "result" not in outcome:
+                    await anyio.sleep(0.05)
+            return url, shown, calls, added, outcome["result"], screenshot
+
+    with hosted_server(config) as server:
+        url, shown, calls, added, result, screenshot = anyio.run(scenario, server)
+    assert url.startswith(server.url + "/pay/")
+    assert shown["prompt"] == "a lighthouse at dawn, artistic style" and shown["aspect"] == "16:9"
+    assert shown["price-eth"] == "0.001" and "$3.5" in shown["price-usd"]
+    assert shown["contract"] == stack.deployment.address and str(chain_id) in shown["chain"]
+    assert calls[:5] == ["eth_requestAccounts", "eth_chainId", "wallet_switchEthereumChain",
+                         "wallet_addEthereumChain", "eth_sendTransaction"]  # fmt: skip
+    assert added["chainId"] == hex(chain_id) and added["rpcUrls"] == [stack.url]
+    assert not result.isError, result.content[0].text
+    receipt = json.loads(result.content[0].text)
+    assert stack.w3.eth.get_transaction(receipt["mint_tx"])["from"] == buyer
+    assert receipt["token_uri"] == stack.deployment.nft.functions.tokenURI(receipt["token_id"]).call()
+    if target := os.environ.get("GENIM_MCP_SCREENSHOT"):
+        shutil.copy(screenshot, target)
+
+
+def test_a_payment_pays_for_exactly_one_call(stack, tmp_path):
+    """A mint of another tier, aspect or prompt tagged for a call fails that call; one untagged mint of the exact
+    terms pays the older of two identical calls only; the other's link expires; neither reuses the other's."""
+    config = front_config(stack, tmp_path / "front.toml", payment_ttl=8)
+    terms = image_terms(0, "a blue whale", "1:1", "photorealistic")
+    wrong = {
+        "tier": (mint_calldata(image_terms(1, "a blue whale", "1:1", "photorealistic")), PRICES[1]),
+        "aspect": (mint_calldata(image_terms(0, "a blue whale", "4:3", "photorealistic")), PRICES[0]),
+        "prompt": (mint_calldata(image_terms(0, "a blue whales", "1:1", "photorealistic")), PRICES[0]),
+    }
+
+    async def mismatched(session, data: bytes, value: int):
+        progress, outcome = ProgressLog(), {}
+        async with anyio.create_task_group() as group:
+
+            async def call():
+                outcome["result"] = await session.call_tool("generate_image_basic", {"prompt": "a blue whale"},
+                                                            progress_callback=progress)  # fmt: skip
+
+            group.start_soon(call)
+            url = await payment_url(progress)
+            tag = bytes.fromhex(url.rsplit("/", 1)[1])
+            await anyio.to_thread.run_sync(lambda: send_mint(stack, data + tag, value))
+        return outcome["result"]
+
+    async def twins(session):
+        progress = [ProgressLog(), ProgressLog()]
+        results = {}
+        async with anyio.create_task_group() as group:
+            for i in range(2):
+
+                async def call(i=i):
+                    results[i] = await session.call_tool("generate_image_basic", {"prompt": "a blue whale"},
+                                                         progress_callback=progress[i])  # fmt: skip
+
+                group.start_soon(call)
+                await payment_url(progress[i])
+            await anyio.sleep(0.5)  # both orders are older than the next block
+            await anyio.to_thread.run_sync(lambda: send_mint(stack, mint_calldata(terms), PRICES[0]))
+        return results, [p.payment_url() for p in progress]
+
+    async def scenario(server):
+        async with http_session(server) as session:
+            refused = {kind: await mismatched(session, data, value) for kind, (data, value) in wrong.items()}
+            results, urls = await twins(session)
+        return refused, results, urls
+
+    with hosted_server(config) as server:
+        refused, results, urls = anyio.run(scenario, server)
+    for kind, result in refused.items():
+        assert result.isError, kind
+        assert "does not pay for this call" in result.content[0].text, (kind, result.content[0].text)
+    assert "is for tier 1" in refused["tier"].content[0].text
+    assert "another prompt" in refused["prompt"].content[0].text
+    assert urls[0] != urls[1]
+    assert not results[0].isError, results[0].content[0].text
+    assert results[1].isError and "expired" in results[1].content[0].text
+    orders = sqlite3.connect(tmp_path / "front-state" / "front.sqlite3").execute(
+        "SELECT state, count(*) FROM orders GROUP BY state"
+    )
+    assert dict(orders.fetchall()) == {"failed": 3, "paid": 1, "expired": 1}
+
+
+def test_lone_surrogates_and_invalid_utf8_are_refused_on_the_wire(stack, tmp_path):
+    config = front_config(stack, tmp_path / "front.toml")
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+    }
+    call = (
+        '{"jsonrpc":"2.0","id":2,"method":"tools/call",'
+        '"params":{"name":"generate_image_basic","arguments":{"prompt":%s}}}'
+    )
+
+    with hosted_server(config) as server, httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+        reply = client.post("/mcp", json=init)
+        session = {"mcp-session-id": reply.headers["mcp-session-id"]}
+        client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        answers = [
+            client.post("/mcp", content=(call % '"a \\ud800 cat"').encode(), headers=session),
+            client.post("/mcp", content=(call % '"a ').encode() + b"\xff\xfe" + b' cat"}}}', headers=session),
+        ]
+    surrogate, invalid_utf8 = (answer.text for answer in answers)
+    # The transport decodes "\\ud800" into a lone surrogate: the guard refuses it as a prompt.
+    assert '"isError":true' in surrogate and "lone surrogate" in surrogate and "nothing was paid" in surrogate
+    # Bytes that are not UTF-8 never become a tool call: the transport answers a JSON-RPC error.
+    assert '"error"' in invalid_utf8 and '"result"' not in invalid_utf8, invalid_utf8
+    orders = sqlite3.connect(tmp_path / "front-state" / "front.sqlite3").execute("SELECT count(*) FROM orders")
+    assert orders.fetchone()[0] == 0
