@@ -73,7 +73,7 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
                 assert await page.locator("#qr").evaluate("img => img.complete && img.naturalWidth > 0")
                 await page.click("#pay")
                 await page.wait_for_selector("#figure:not([hidden]) img", timeout=60_000)
-                await page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+                assert await page.locator("#image").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
                 calls = await page.evaluate("window.__walletCalls.map(c => c.method)")
                 added = await page.evaluate(
                     "window.__walletCalls.find(c => c.method === 'wallet_addEthereumChain').params[0]"
