@@ -43,6 +43,8 @@ class FrontConfig(BaseModel):
     payment_poll: float = Field(0.5, gt=0, description="seconds between paymcp's payment status checks")
     payment_ttl: float = Field(900.0, gt=0, le=900, description="seconds a payment link stays open")
     progress_every: float = Field(10.0, gt=0, description="seconds between progress notes while generating")
+    # What list_tiers and the tool descriptions promise per tier: the pixel budget the oracle is configured with.
+    tier_sizes: tuple[str, str, str] = ("512x512", "1024x1024", "2048x2048")
     preview_max_px: int = Field(512, ge=64, description="longest side of the PNG preview in tool results")
 
     eth_usd_feed: str | None = OPTIMISM_ETH_USD_FEED

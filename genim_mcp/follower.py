@@ -9,8 +9,11 @@ provider answers from the store and the snapshot, never from an RPC call.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -24,6 +27,18 @@ from genimnft.contract import Chain
 
 log = logging.getLogger("genim.mcp.follower")
 WARN_EVERY = 30.0
+
+
+@contextmanager
+def exit_on_crash(task: str) -> Iterator[None]:
+    """A background task that fails unexpectedly ends the process (non-zero) instead of leaving tools waiting on
+    an index that no longer moves."""
+    try:
+        yield
+    except BaseException:
+        log.critical("the %s crashed; genim-mcp exits", task, exc_info=True)
+        logging.shutdown()
+        os._exit(70)
 
 
 @dataclass(frozen=True)
@@ -67,13 +82,14 @@ class Follower:
             self._thread.join(timeout=self.config.rpc_timeout + 5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.config.poll_interval):
-            try:
-                self.poll_once()
-            except (Web3Exception, httpx.HTTPError, OSError, ValueError) as exc:
-                if time.monotonic() - self._last_warning > WARN_EVERY:
-                    log.warning("chain unreadable, retrying every %.1f s: %s", self.config.poll_interval, exc)
-                    self._last_warning = time.monotonic()
+        with exit_on_crash("follower"):
+            while not self._stop.wait(self.config.poll_interval):
+                try:
+                    self.poll_once()
+                except (Web3Exception, httpx.HTTPError, OSError, ValueError) as exc:
+                    if time.monotonic() - self._last_warning > WARN_EVERY:
+                        log.warning("chain unreadable, retrying every %.1f s: %s", self.config.poll_interval, exc)
+                        self._last_warning = time.monotonic()
 
     def poll_once(self) -> None:
         facts = self._read_facts(self.facts)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import uvicorn
 from mcp.server.fastmcp import FastMCP
+from mcp.server.transport_security import TransportSecuritySettings
 from paymcp.payment.flows import progress as paymcp_progress
 
 from genim_mcp.calldata import eip681_mint_uri
@@ -65,6 +67,18 @@ class Front:
             self.store.close()
 
 
+def transport_security(config: FrontConfig) -> TransportSecuritySettings:
+    """DNS-rebinding protection that also admits the public address buyers use (behind a reverse proxy)."""
+    hosts, origins = ["127.0.0.1:*", "localhost:*", "[::1]:*"], ["http://127.0.0.1:*", "http://localhost:*"]
+    if config.public_url:
+        public = urlsplit(config.public_url)
+        hosts.append(public.netloc)
+        origins.append(f"{public.scheme}://{public.netloc}")
+    if config.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0"):
+        hosts.append(f"{config.host}:{config.port}")
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
 def build(config: FrontConfig) -> Front:
     chain = Chain(config.rpc_uri, config.contract_address(), timeout=config.rpc_timeout)
     if not chain.has_code():
@@ -76,7 +90,14 @@ def build(config: FrontConfig) -> Front:
         assert config.account is not None
         wallet = LocalWallet(chain, store, load_account(config.account, config.passphrase_env))
     ipfs = IpfsClient(config.ipfs_api)
-    server = FastMCP("genimnft", instructions=INSTRUCTIONS, host=config.host, port=config.port, log_level="WARNING")
+    server = FastMCP(
+        "genimnft",
+        instructions=INSTRUCTIONS,
+        host=config.host,
+        port=config.port,
+        log_level="WARNING",
+        transport_security=transport_security(config),
+    )
     base = config.base_url()
     hosted = config.mode == "hosted"
 

@@ -210,8 +210,10 @@ class Store:
             for seen in requests:
                 event = seen.event
                 db.execute(
-                    "INSERT OR REPLACE INTO tokens (token_id, tier, aspect, prompt, requester, escrow_wei, deadline,"
-                    " block_number, mint_tx) VALUES (?,?,?,?,?,?,?,?,?)",
+                    # A re-scan (reorg window) keeps what later events added: image and refund.
+                    "INSERT INTO tokens (token_id, tier, aspect, prompt, requester, escrow_wei, deadline, block_number,"
+                    " mint_tx) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (token_id) DO UPDATE SET"
+                    " block_number = excluded.block_number, mint_tx = excluded.mint_tx",
                     (
                         event.token_id,
                         event.tier,

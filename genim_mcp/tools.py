@@ -25,7 +25,6 @@ from genim_mcp.terms import STYLES, TIER_NAMES, AspectLabel, Style, TermsError, 
 from genimnft.aspects import ASPECT_LABELS
 
 PaidTool = Callable[..., Awaitable[CallToolResult]]
-TIER_SIZES = ("512x512", "1024x1024", "2048x2048")  # the pixel budget of each tier (oracle config decides)
 
 
 class NoPaymentMemory:
@@ -64,6 +63,8 @@ class GuardedRegistrar:
 
 
 def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Delivery, follower: Follower) -> None:
+    sizes = provider.config.tier_sizes
+
     def guard(paid: PaidTool) -> PaidTool:
         tier: int = paid._genim_tier  # type: ignore[attr-defined]
 
@@ -98,7 +99,7 @@ def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Del
     for tier, name in enumerate(TIER_NAMES):
         tool = _priced_tool(tier, delivery)
         paid = price(float(eth_text(facts.prices[tier])), "ETH")(tool)
-        paymcp.mcp.tool(name=f"generate_image_{name}", description=_describe(tier, follower))(paid)
+        paymcp.mcp.tool(name=f"generate_image_{name}", description=_describe(tier, follower, sizes[tier]))(paid)
 
     @server.tool()
     async def list_tiers() -> CallToolResult:
@@ -109,7 +110,7 @@ def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Del
             {
                 "tool": f"generate_image_{name}",
                 "tier": tier,
-                "size": TIER_SIZES[tier],
+                "size": sizes[tier],
                 "price_wei": str(facts.prices[tier]),
                 "price_eth": eth_text(facts.prices[tier]),
                 "price_usd": str(facts.usd.usd(facts.prices[tier])),
@@ -153,11 +154,11 @@ def _priced_tool(tier: int, delivery: Delivery) -> PaidTool:
     return generate
 
 
-def _describe(tier: int, follower: Follower) -> str:
+def _describe(tier: int, follower: Follower, size: str) -> str:
     facts = follower.facts
     wei = facts.prices[tier]
     return (
-        f"Generate one {TIER_NAMES[tier]} image ({TIER_SIZES[tier]} pixel budget in the chosen aspect ratio) as a "
+        f"Generate one {TIER_NAMES[tier]} image ({size} pixel budget in the chosen aspect ratio) as a "
         f"GenImNFT token. Price: {eth_text(wei)} ETH (about ${facts.usd.usd(wei)}; {facts.usd.note}), paid as your "
         f"own mint into the token's escrow; the oracle is paid only when the image is set, otherwise the holder can "
         f"refund after {facts.timeout} s. prompt: 1..1000 bytes of UTF-8 on-chain, where the on-chain prompt is "

@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError, Web3Exception
 
 from genim_mcp.calldata import mint_calldata
+from genim_mcp.follower import exit_on_crash
 from genim_mcp.store import Order, Store
 from genim_mcp.terms import ImageTerms
 from genimnft.aspects import Aspect
@@ -45,14 +46,15 @@ class LocalWallet:
         self._queue.put(order)
 
     def _run(self) -> None:
-        while (order := self._queue.get()) is not None:
-            try:
-                self.store.mint_sent(order.id, self._send(order))
-            except ContractLogicError as exc:
-                self.store.fail(order.id, f"the mint would revert ({exc}); nothing was sent")
-            except (Web3Exception, httpx.HTTPError, OSError, ValueError) as exc:
-                log.warning("mint for payment %s not sent: %s", order.id, exc)
-                self.store.fail(order.id, f"the mint could not be sent ({exc.__class__.__name__}: {exc})")
+        with exit_on_crash("local wallet"):
+            while (order := self._queue.get()) is not None:
+                try:
+                    self.store.mint_sent(order.id, self._send(order))
+                except ContractLogicError as exc:
+                    self.store.fail(order.id, f"the mint would revert ({exc}); nothing was sent")
+                except (Web3Exception, httpx.HTTPError, OSError, ValueError) as exc:
+                    log.warning("mint for payment %s not sent: %s", order.id, exc)
+                    self.store.fail(order.id, f"the mint could not be sent ({exc.__class__.__name__}: {exc})")
 
     def _send(self, order: Order) -> str:
         w3 = self.chain.w3

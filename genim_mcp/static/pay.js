@@ -20,6 +20,7 @@ let busy = false;
 const sent = { Mint: false, Refund: false }; // one transaction of each kind per page: never pay twice
 
 function text(id, value) { $(id).textContent = value == null ? "–" : String(value); }
+function clear(id) { $(id).textContent = ""; }
 function note(message) { $("note").textContent = message || ""; }
 
 function renderSteps(stage) {
@@ -36,8 +37,9 @@ function renderOrder(order) {
   text("tier", `${order.tier_name} (tier ${order.tier})`);
   text("aspect", order.aspect_ratio);
   text("price-eth", order.price_eth);
-  text("price-usd", `≈ $${order.price_usd} (${order.usd_note})`);
-  text("expires", order.state === "awaiting" ? `${order.seconds_left} s` : order.state);
+  const usd = Number(order.price_usd);
+  text("price-usd", `≈ $${usd >= 1 ? usd.toFixed(2) : usd.toFixed(4)} (${order.usd_note})`);
+  text("expires", order.state === "awaiting" ? `open, ${order.seconds_left} s left` : order.state);
   const open = order.state === "awaiting" && !order.mint_tx && !sent.Mint;
   $("pay").disabled = busy || !open;
   $("pay").hidden = order.state !== "awaiting";
@@ -76,6 +78,7 @@ function render(next) {
   text("contract", doc.contract);
   renderSteps(doc.stage);
   text("stage-text", WORDS[doc.stage] || doc.stage);
+  if (doc.stage !== "awaiting" && doc.stage !== "refundable") clear("sent");
   if (doc.order) renderOrder(doc.order);
   if (doc.token) renderToken(doc.token);
 }

@@ -22,7 +22,7 @@ from mcp.client.streamable_http import streamablehttp_client
 from web3 import Web3
 
 from genim_devnet.localnet import anvil, free_port
-from tests.services import PRICES, Deployment, account_key, oracle_config, start_daemon, write_config
+from tests.services import PRICES, SIZES, Deployment, account_key, oracle_config, start_daemon, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 USD_PER_ETH = 3500
@@ -99,6 +99,7 @@ def front_config(stack: Stack, path: Path, **overrides: object) -> Path:
         "max_wei_per_call": PRICES[2],
         "max_wei_per_day": 10 * PRICES[2],
         "progress_every": 1.0,
+        "tier_sizes": [f"{side}x{side}" for side in SIZES.values()],
     }
     values.update(overrides)
     path.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items()))

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sqlite3
+from pathlib import Path
 
 import anyio
 import httpx
@@ -71,6 +72,7 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
                 shown = {name: await page.text_content(f"#{name}") for name in
                          ("prompt", "tier", "aspect", "price-eth", "price-usd", "chain", "contract")}  # fmt: skip
                 assert await page.locator("#qr").evaluate("img => img.complete && img.naturalWidth > 0")
+                await page.screenshot(path=str(tmp_path / "pay-page.png"), full_page=True)
                 await page.click("#pay")
                 await page.wait_for_selector("#figure:not([hidden]) img", timeout=60_000)
                 assert await page.locator("#image").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
@@ -78,15 +80,14 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
                 added = await page.evaluate(
                     "window.__walletCalls.find(c => c.method === 'wallet_addEthereumChain').params[0]"
                 )
-                screenshot = tmp_path / "pay-page.png"
-                await page.screenshot(path=str(screenshot), full_page=True)
+                await page.screenshot(path=str(tmp_path / "pay-page-done.png"), full_page=True)
             with anyio.fail_after(60):
                 while "result" not in outcome:
                     await anyio.sleep(0.05)
-            return url, shown, calls, added, outcome["result"], screenshot
+            return url, shown, calls, added, outcome["result"]
 
     with hosted_server(config) as server:
-        url, shown, calls, added, result, screenshot = anyio.run(scenario, server)
+        url, shown, calls, added, result = anyio.run(scenario, server)
     assert url.startswith(server.url + "/pay/")
     assert shown["prompt"] == "a lighthouse at dawn, artistic style" and shown["aspect"] == "16:9"
     assert shown["price-eth"] == "0.001" and "$3.5" in shown["price-usd"]
@@ -98,8 +99,9 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
     receipt = json.loads(result.content[0].text)
     assert stack.w3.eth.get_transaction(receipt["mint_tx"])["from"] == buyer
     assert receipt["token_uri"] == stack.deployment.nft.functions.tokenURI(receipt["token_id"]).call()
-    if target := os.environ.get("GENIM_MCP_SCREENSHOT"):
-        shutil.copy(screenshot, target)
+    if folder := os.environ.get("GENIM_MCP_SCREENSHOTS"):  # the README's pictures: docs/
+        for name in ("pay-page.png", "pay-page-done.png"):
+            shutil.copy(tmp_path / name, Path(folder) / f"mcp-{name}")
 
 
 def test_a_payment_pays_for_exactly_one_call(stack, tmp_path):
