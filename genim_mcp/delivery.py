@@ -111,8 +111,10 @@ class Delivery:
         if token is not None and token.digest is not None:
             return await self._result(token_id, token.digest, token.mint_tx, token.set_image_tx)
         lookup = await self._lookup(token_id)
-        if lookup.status == Status.FULFILLED:
-            return await self._result(token_id, lookup.digest, token.mint_tx if token else None, None)
+        if lookup.status == Status.FULFILLED:  # set, but the follower has not read that far yet
+            first = token.block_number if token else (self.config.first_block() or 0)
+            set_tx = await _in_thread(lambda: self._image_set_tx(token_id, first))
+            return await self._result(token_id, lookup.digest, token.mint_tx if token else None, set_tx)
         if lookup.status == Status.NONE:
             raise ToolError(f"there is no token {token_id} with a request on contract {self.chain.address}")
         if lookup.status == Status.REFUNDED:
@@ -155,6 +157,11 @@ class Delivery:
                 Status.NONE: "no such request",
             }[lookup.status]
         return _json_result(document)
+
+    def _image_set_tx(self, token_id: int, first: int) -> str | None:
+        event = self.chain.contract.events.ImageSet()
+        logs = event.get_logs(from_block=first, argument_filters={"tokenId": token_id})
+        return logs[-1]["transactionHash"].to_0x_hex() if logs else None
 
     def refund_help(self, token_id: int, deadline: int, escrow: int) -> str:
         contract, page = self.chain.address, self.refund_page(token_id)
