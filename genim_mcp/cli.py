@@ -32,14 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         from genim_mcp.server import build
 
         config = load_config(args.config, {"mode": args.mode, "port": args.port})
-        front = build(config)
+        build(config).run()
     except (ConfigError, AccountError) as exc:
         print(f"genim-mcp: {exc}", file=sys.stderr)
         return 1
     except (Web3Exception, httpx.HTTPError, OSError) as exc:
         print(f"genim-mcp: cannot reach the chain: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 1
-    front.run()
     return 0
 
 

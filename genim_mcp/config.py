@@ -86,7 +86,10 @@ class FrontConfig(BaseModel):
         if self.contract:
             return self.contract
         assert self.deployment_file is not None
-        return json.loads(self.deployment_file.read_text())["address"]
+        try:
+            return json.loads(self.deployment_file.read_text())["address"]
+        except FileNotFoundError:
+            raise ConfigError(f"deployment_file {self.deployment_file} does not exist") from None
 
     def first_block(self) -> int | None:
         if self.start_block is not None:
