@@ -76,6 +76,8 @@ def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Del
                 order = provider.open_order(image_terms(tier, prompt, aspect_ratio, style))
             except (TermsError, CapExceeded) as exc:
                 raise ToolError(f"{exc}; nothing was paid") from None
+            if ctx is not None:  # for clients that show log messages but send no progress token
+                await ctx.info(f"payment for this call: {provider.link(order)}")
             token = current_order.set(order)
             try:
                 return await paid(prompt=prompt, aspect_ratio=aspect_ratio, style=style, ctx=ctx)
