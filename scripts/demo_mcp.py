@@ -52,6 +52,16 @@ def front_config(work: Path, rpc: str, deployment: dict, feed: str, ipfs) -> Pat
     return path
 
 
+def wait_until_ready(daemon: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """The daemon loads torch and the model first; buy once it follows the chain."""
+    deadline = time.monotonic() + timeout
+    while '"msg": "ready"' not in log.read_text():
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"[demo-mcp] the oracle did not start; its log: {log}")
+        time.sleep(0.2)
+    say("oracle daemon ready")
+
+
 async def buy(config: Path, prompt: str, tier: int, aspect: str, style: str) -> dict:
     server = StdioServerParameters(command="genim-mcp", args=["local", "--config", str(config)], env={**os.environ})
 
@@ -102,6 +112,7 @@ def main() -> int:
             daemon = subprocess.Popen(["genim-oracle", "run", "--config", str(daemon_config)], cwd=ROOT, env=env,
                                       stdout=(work / "oracle.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
             try:
+                wait_until_ready(daemon, work / "oracle.log")
                 config = front_config(work, chain.url, deployment, feed, ipfs)
                 receipt = anyio.run(buy, config, args.prompt, args.tier, args.aspect_ratio, args.style)
             finally:
