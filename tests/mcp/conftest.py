@@ -18,7 +18,7 @@ import httpx
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
 from web3 import Web3
 
 from genim_devnet.localnet import anvil, free_port
@@ -168,7 +168,7 @@ def hosted_server(config: Path) -> Iterator[HostedServer]:
 @contextlib.asynccontextmanager
 async def http_session(server: HostedServer) -> AsyncIterator[ClientSession]:
     async with (
-        streamablehttp_client(f"{server.url}/mcp") as (read, write, _),
+        streamable_http_client(f"{server.url}/mcp") as (read, write, _),
         ClientSession(read, write) as session,
     ):
         await session.initialize()
