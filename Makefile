@@ -20,7 +20,7 @@ MODEL ?=
 TIER ?= 0
 ASPECT ?= 1:1
 
-.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas clean
+.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas clean anvil ipfs tiny-model devnet-stop
 
 help:
 	@echo "make demo       local chain + deploy + mint, end to end (sets itself up)"
@@ -28,17 +28,23 @@ help:
 	@echo "make test       every test: forge unit/fuzz/invariant, Ape on two chains, slither, ruff"
 	@echo "make bench-gas  gas per operation next to GenImNFTv4"
 	@echo "make setup      install the toolchain (idempotent)"
+	@echo "make anvil      a local OP-stack chain on 127.0.0.1:8545, in the background (README: local flow)"
+	@echo "make ipfs       a local js-ipfs node, API on 127.0.0.1:5001, in the background"
+	@echo "make tiny-model the tiny random-weight model in .cache/tiny-sd (images are noise)"
+	@echo "make devnet-stop  stop what make anvil / make ipfs started"
 
 setup: node_modules/.installed $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM)
 
 node_modules/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+	@echo "== npm install: Foundry binaries, solc, Solady, OpenZeppelin, js-ipfs (a few minutes on a first run)"
+	npm install --no-audit --no-fund --loglevel=http
 	@touch $@
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@echo "== pip install: the pinned Python packages of requirements.lock (torch among them: a few minutes)"
 	$(VENV)/bin/pip install -q --upgrade pip setuptools==84.2.1
-	$(VENV)/bin/pip install -q --no-deps -r requirements.lock
+	$(VENV)/bin/pip install --progress-bar on --no-deps -r requirements.lock
 	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -72,6 +78,15 @@ demo: setup
 
 demo-mcp: setup
 	python scripts/demo_mcp.py --prompt "$(PROMPT)" --tier $(TIER)
+
+anvil ipfs: setup
+	python -m genim_devnet.devnode $@
+
+devnet-stop:
+	python -m genim_devnet.devnode stop
+
+tiny-model: setup
+	python -m genim_devnet.tiny_model --out .cache/tiny-sd
 
 bench-gas: setup
 	python bench/gas.py

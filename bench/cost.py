@@ -35,8 +35,9 @@ RESULTS = ROOT / "bench" / "results" / "cost.json"
 ABI_FILE = ROOT / "genimnft" / "GenImNFT.abi.json"
 
 TIER_NAMES = ("basic", "premium", "ultra")
-# Assumed H100 seconds per image (sd-turbo, each tier's size and steps from oracle.config) until measured.
-DEFAULT_GPU_SECONDS = {"basic": 0.03, "premium": 0.12, "ultra": 0.5}
+# Estimated H100 seconds per image of each default tier (README, "Tiers"), until bench/generate.py measures
+# them: basic sd-turbo 512² 1 step, premium SDXL-Lightning 1024² 4 steps, ultra the same plus the x2 upscaler.
+DEFAULT_GPU_SECONDS = {"basic": 0.03, "premium": 0.35, "ultra": 5.0}
 ORIGINAL_PRICE_USD = 0.10
 BASIC_GOAL_USD = 0.001
 BATCH = 16  # tokens per setImages, as in bench/gas.py
@@ -251,24 +252,25 @@ def tier_transactions(
     return {key: price_tx(*spec, fees, l1) for key, spec in specs.items()}
 
 
-def measured_gpu_seconds(path: Path, settings: TierSettings) -> tuple[float, str] | None:
-    """1 / best tuned images/s from bench/generate.py's results for this tier's size and steps, if measured."""
+def measured_gpu_seconds(path: Path, tier: int, settings: TierSettings) -> tuple[float, str] | None:
+    """1 / best images/s of bench/generate.py's `tierN` entry (the tier's pipeline as configured, base and
+    upscale), if it was measured with this tier's steps."""
     if not path.is_file():
         return None
-    entry = json.loads(path.read_text()).get(str(settings.width))
-    if not entry or entry.get("steps") != settings.steps or settings.width != settings.height:
+    entry = json.loads(path.read_text()).get(f"tier{tier}")
+    if not entry or entry["settings"].get("steps") != settings.steps:
         return None
     best = entry["best"]
-    model = Path(entry["model"]).name
-    return 1 / best["images_per_second"], f"measured: {model} on {entry['device']}, batch {best['batch_size']}"
+    model = Path(entry["settings"]["model"]).name
+    return best["seconds_per_image"], f"measured: {model} ({entry['size']}), batch {best['batch_size']}"
 
 
 def gpu_seconds(args: argparse.Namespace, name: str, settings: TierSettings) -> tuple[float, str]:
     if name in args.gpu_seconds:
         return args.gpu_seconds[name], "--gpu-seconds-per-image"
-    return measured_gpu_seconds(args.generate_file, settings) or (
+    return measured_gpu_seconds(args.generate_file, TIER_NAMES.index(name), settings) or (
         DEFAULT_GPU_SECONDS[name],
-        "assumed (H100), not measured",
+        "estimated (H100), not measured",
     )
 
 
@@ -298,7 +300,7 @@ def tier_report(
     chain_usd = _usd(chain_wei, eth_usd)
     total = chain_usd + compute_usd
     return {
-        "size": f"{settings.width}x{settings.height}",
+        "size": f"{settings.width * settings.scale}x{settings.height * settings.scale}",
         "steps": settings.steps,
         "transactions": {
             key: asdict(tx) | {"l2_fee_usd": _usd(tx.l2_fee_wei, eth_usd), "l1_fee_usd": _usd(tx.l1_fee_wei, eth_usd)}
@@ -378,7 +380,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="TIER=SECONDS",
         help="GPU seconds per image for a tier (repeatable). Without it: 1 / best tuned images/s from "
         f"{GENERATE_FILE.relative_to(ROOT)} for the tier's size and steps when that was measured, else the "
-        f"assumptions {' '.join(f'{k}={v}' for k, v in DEFAULT_GPU_SECONDS.items())} (H100, sd-turbo), "
+        f"estimates {' '.join(f'{k}={v}' for k, v in DEFAULT_GPU_SECONDS.items())} (H100, README Tiers), "
         "which are not measurements",
     )
     p.add_argument("--gpu-hourly-usd", type=float, default=2.50, help="price of one GPU hour")

@@ -2,6 +2,7 @@
 
     python bench/generate.py --arch sd-turbo --dtype float16 --compile     # on a GPU
     python bench/generate.py --model DIR --resolution 64 --batch-sizes 1,2  # any diffusers directory
+    python bench/generate.py --tier 2 --config oracle.toml                  # a tier as the daemon runs it
 
 Tuned path: the pipeline loaded as the daemon loads it (oracle.generate.Generator: from_pretrained with
 local_files_only, the chosen dtype, VAE tiling if asked), then the flags below, then one call per batch of
@@ -28,6 +29,12 @@ encoder, SD VAE) from the configs in bench/sd_turbo_config/ with random weights,
 and loads it back through from_pretrained(local_files_only=True): throughput is the real model's, images are
 noise. Results go to bench/results/generate.json on CUDA and generate-cpu.json otherwise, one entry per
 resolution (bench/cost.py reads the 512 entry).
+
+Tiers: `--tier N` times tier N of --config (default: oracle.config.default_tiers()) exactly as the daemon runs
+it, its options included: the model at its size, then its upscale stage if it has one, through
+Generator.pixels at 1:1. `--tier-model` and `--upscaler` replace the two models (e.g. with the tiny random-weight
+ones of genim_devnet.tiny_model, which only shows the path runs). No baseline: the entry, `tierN`, holds
+seconds per image per batch size.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from typing import Any
 import torch
 
 from genim_devnet.tiny_model import write_tokenizer
-from oracle.config import TierSettings
+from oracle.config import TierSettings, default_tiers, load_config
 from oracle.generate import Generator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,9 +170,9 @@ def load_tuned(model_dir: Path, args: argparse.Namespace, device: torch.device) 
     return generator
 
 
-def tuned_call(generator: Generator, batch: int) -> Call:
+def tuned_call(generator: Generator, batch: int, tier: int = 0) -> Call:
     def call() -> None:
-        generator.pixels(0, [PROMPT] * batch, list(range(batch)))
+        generator.pixels(tier, [PROMPT] * batch, list(range(batch)))
 
     return call
 
@@ -212,6 +219,36 @@ def benchmark(model_dir: Path, args: argparse.Namespace, device: torch.device) -
     ]
 
 
+def tier_settings(args: argparse.Namespace) -> TierSettings:
+    """Tier --tier of --config (or the defaults), its models replaced by --model and --upscaler if given."""
+    settings = (load_config(args.config).tiers if args.config else default_tiers())[args.tier]
+    if args.tier_model:
+        settings = settings.model_copy(update={"model": str(args.tier_model)})
+    if args.upscaler and settings.upscale:
+        upscale = settings.upscale.model_copy(update={"model": str(args.upscaler)})
+        settings = settings.model_copy(update={"upscale": upscale})
+    return settings
+
+
+def tier_benchmark(settings: TierSettings, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Seconds per image of the tier's whole path (model, then upscaler) per batch size."""
+    generator = Generator({args.tier: settings}, device=str(device))
+    generator.load(args.tier)
+    figures = run_phase(f"tier {args.tier}", lambda batch: tuned_call(generator, batch, args.tier), args, device)
+    rows = [
+        {"batch_size": batch, "seconds_per_image": 1 / ips, "peak_gpu_memory_gib": peak}
+        for batch, (ips, peak) in zip(args.batch_sizes, figures, strict=True)
+    ]
+    width, height = generator.size(args.tier, 0)
+    return {
+        "tier": args.tier,
+        "settings": settings.model_dump(),
+        "size": f"{width}x{height}",
+        "rows": rows,
+        "best": min(rows, key=lambda row: row["seconds_per_image"]),
+    }
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"{'batch':>5}{'tuned img/s':>14}{'baseline img/s':>16}{'ratio':>8}{'peak GPU GiB':>14}")
     for row in rows:
@@ -222,11 +259,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def write_results(entry: dict[str, Any], args: argparse.Namespace, device: torch.device) -> Path:
-    """Merges this resolution's entry into generate.json (CUDA) or generate-cpu.json (anything else)."""
+def write_results(key: str, entry: dict[str, Any], device: torch.device) -> Path:
+    """Merges this entry (a resolution, or `tierN`) into generate.json (CUDA) or generate-cpu.json (others)."""
     path = RESULTS_DIR / ("generate.json" if device.type == "cuda" else "generate-cpu.json")
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data[str(args.resolution)] = entry
+    data[key] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
@@ -244,6 +281,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--model", type=Path, help="a diffusers text-to-image directory")
     model.add_argument("--arch", choices=["sd-turbo"], help="the real architecture with random weights")
+    model.add_argument("--tier", type=int, help="time this tier as configured (model, then upscaler)")
+    p.add_argument("--config", type=Path, help="with --tier: a genim-oracle config (default: the default tiers)")
+    p.add_argument("--tier-model", type=Path, help="with --tier: replaces the tier's model")
+    p.add_argument("--upscaler", type=Path, help="with --tier: replaces the tier's upscaler model")
     p.add_argument(
         "--cache-dir", type=Path, default=ROOT / ".cache" / "sd-turbo-random", help="where --arch is saved once"
     )
@@ -272,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cuda_graphs and device.type != "cuda":
         print("--cuda-graphs needs a CUDA device", file=sys.stderr)
         return 2
+    if args.tier is not None:
+        return main_tier(args, device)
     if args.dtype == "auto":  # as oracle.generate resolves it
         args.dtype = "float16" if device.type == "cuda" else "float32"
     model_dir = args.model or build_random_sd_turbo(args.cache_dir)
@@ -294,7 +337,19 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "best": {"batch_size": best["batch_size"], "images_per_second": best["tuned_images_per_second"]},
     }
-    print(f"wrote {write_results(entry, args, device).relative_to(ROOT)}")
+    print(f"wrote {write_results(str(args.resolution), entry, device).relative_to(ROOT)}")
+    return 0
+
+
+def main_tier(args: argparse.Namespace, device: torch.device) -> int:
+    settings = tier_settings(args)
+    upscale = f", then {settings.upscale.model} x{settings.upscale.factor}" if settings.upscale else ""
+    print(f"tier {args.tier}: {settings.model}{upscale}, on {device_name(device)}", flush=True)
+    entry = tier_benchmark(settings, args, device)
+    print(f"tier {args.tier} at {entry['size']}: {entry['best']['seconds_per_image']:.3f} s per image "
+          f"(batch {entry['best']['batch_size']})")  # fmt: skip
+    entry |= {"device": device_name(device), "device_type": device.type, "torch": torch.__version__}
+    print(f"wrote {write_results(f'tier{args.tier}', entry, device).relative_to(ROOT)}")
     return 0
 
 

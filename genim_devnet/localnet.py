@@ -31,7 +31,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until(ready: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen) -> None:
+def wait_until(ready: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -66,27 +66,29 @@ class Anvil:
             raise RuntimeError(f"{method}: {body['error']}")
         return body["result"]
 
-
-@contextlib.contextmanager
-def anvil(block_time: float | None = None, port: int | None = None) -> Iterator[Anvil]:
-    port = port or free_port()
-    binary = shutil.which("anvil") or str(NODE_MODULES / "@foundry-rs/anvil-linux-amd64/bin/anvil")
-    cmd = [binary, "--host", "127.0.0.1", "--port", str(port), "--mnemonic", TEST_MNEMONIC, "--accounts", "30",
-           "--optimism", "--silent"]  # fmt: skip
-    if block_time:
-        cmd += ["--block-time", str(block_time)]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    node = Anvil(f"http://127.0.0.1:{port}", process)
-
-    def ready() -> bool:
+    def answers(self) -> bool:
         try:
-            node.rpc("eth_chainId")
+            self.rpc("eth_chainId")
             return True
         except httpx.HTTPError:
             return False
 
+
+def anvil_command(port: int, block_time: float | None = None) -> list[str]:
+    """anvil in OP-stack mode on loopback, with Ape's test accounts (same mnemonic, 30 accounts)."""
+    binary = shutil.which("anvil") or str(NODE_MODULES / "@foundry-rs/anvil-linux-amd64/bin/anvil")
+    cmd = [binary, "--host", "127.0.0.1", "--port", str(port), "--mnemonic", TEST_MNEMONIC, "--accounts", "30",
+           "--optimism", "--silent"]  # fmt: skip
+    return cmd + (["--block-time", str(block_time)] if block_time else [])
+
+
+@contextlib.contextmanager
+def anvil(block_time: float | None = None, port: int | None = None) -> Iterator[Anvil]:
+    port = port or free_port()
+    process = subprocess.Popen(anvil_command(port, block_time), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    node = Anvil(f"http://127.0.0.1:{port}", process)
     try:
-        _wait_until(ready, "anvil", 30, process)
+        wait_until(node.answers, "anvil", 30, process)
         yield node
     finally:
         _stop(process)
@@ -101,20 +103,20 @@ class IpfsNode:
     repo: Path
     process: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def start(self, detach: bool = False) -> None:
+        """Starts the node and waits until it answers; `detach` lets it outlive this process (`make ipfs`)."""
         env = {**os.environ, "IPFS_PATH": str(self.repo)}
         log = (self.repo / "daemon.log").open("ab")
-        self.process = subprocess.Popen(
-            [*_jsipfs(), "daemon", "--offline", "--enable-preload=false"], env=env, stdout=log, stderr=log
-        )
-        _wait_until(self._answers, "IPFS node", 60, self.process)
+        self.process = subprocess.Popen([*_jsipfs(), "daemon", "--offline", "--enable-preload=false"], env=env,
+                                        stdout=log, stderr=log, start_new_session=detach)  # fmt: skip
+        wait_until(self.answers, "IPFS node", 60, self.process)
 
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
             self.process = None
 
-    def _answers(self) -> bool:
+    def answers(self) -> bool:
         try:
             return httpx.post(f"{self.api_url}/api/v0/version", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -125,7 +127,9 @@ def _jsipfs() -> list[str]:
     return ["node", "-r", str(ROOT / "toolchain/node-polyfills.cjs"), str(NODE_MODULES / "ipfs/src/cli.js")]
 
 
-def _init_repo(repo: Path, api_port: int, gateway_port: int) -> None:
+def init_repo(repo: Path, api_port: int, gateway_port: int) -> None:
+    """A js-ipfs repo that runs offline on loopback: empty Swarm addresses (js-ipfs cannot bind them here),
+    no bootstrap, no discovery."""
     env = {**os.environ, "IPFS_PATH": str(repo)}
     subprocess.run([*_jsipfs(), "init", "--empty-repo"], env=env, check=True, capture_output=True)
     config_path = repo / "config"
@@ -150,7 +154,7 @@ def ipfs_node(repo: Path | None = None) -> Iterator[IpfsNode]:
     owned = repo is None
     repo = repo or Path(tempfile.mkdtemp(prefix="genim-ipfs-"))
     api_port, gateway_port = free_port(), free_port()
-    _init_repo(repo, api_port, gateway_port)
+    init_repo(repo, api_port, gateway_port)
     node = IpfsNode(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{gateway_port}", repo)
     try:
         node.start()

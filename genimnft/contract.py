@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from eth_abi import decode
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import BlockNotFound, Web3Exception
@@ -130,12 +131,66 @@ class Chain:
         """ImageSet logs in [first, last], likewise."""
         return self._logs(self._image_set_topic, first, last, max_range, _image_set_event)
 
-    def _logs(self, topic: bytes, first: int, last: int, max_range: int, parse: Callable[[dict], T]) -> list[T]:
+    def image_set(self, token_id: int, first: int, max_range: int) -> ImageSetEvent | None:
+        """The ImageSet event of one token (who set it, in which transaction), searched from block `first`."""
+        topics = [self._image_set_topic, token_id.to_bytes(32, "big")]
+        events = self._logs(self._image_set_topic, first, self.head(), max_range, _image_set_event, topics)
+        return events[-1] if events else None
+
+    def requests_proven(self, first: int, last: int, max_range: int) -> tuple[list[RequestEvent], int]:
+        """ImageRequested logs in [first, last], as far as the answering node proves it holds the blocks: each
+        range's logs come in one JSON-RPC batch (one node answers it) with the range's last block, so a node that
+        lags behind a load balancer answers "no such block" instead of an innocent empty range, and the scan
+        stops there. Returns the events and the last block proven (first - 1 if none)."""
+        found: list[RequestEvent] = []
+        start, span = first, max_range
+        while start <= last:
+            end = min(last, start + span - 1)
+            block, logs = self._logs_with_block(start, end)
+            if logs is None:
+                if span == 1:
+                    raise ValueError(f"eth_getLogs failed for block {start}")
+                span = max(1, span // 2)
+                continue
+            if block is None or any(e["blockNumber"] == end and e["blockHash"] != block["hash"] for e in logs):
+                log.info("node does not hold block %d yet (lagging); the scan stops at block %d", end, start - 1)
+                break
+            found.extend(_request_event(entry) for entry in logs if not entry.get("removed"))
+            start = end + 1
+        return found, start - 1
+
+    def batch(self, calls: list[tuple[str, list]]) -> list:
+        """The results of several JSON-RPC calls sent in one batch (one HTTP request, so one node answers all)."""
+        replies = self.w3.provider.make_batch_request(calls)  # type: ignore[arg-type]
+        for (method, _params), reply in zip(calls, replies, strict=True):
+            if "error" in reply:
+                raise ValueError(f"{method}: {reply['error']}")
+        return [reply.get("result") for reply in replies]
+
+    def _logs_with_block(self, start: int, end: int) -> tuple[dict | None, list[dict] | None]:
+        """One batch: block `end` (None if the node lacks it) and the request logs of [start, end] (None on error)."""
+        query = {"address": self.contract.address, "fromBlock": hex(start), "toBlock": hex(end),
+                 "topics": ["0x" + bytes(self._requested_topic).hex()]}  # fmt: skip
+        block_reply, logs_reply = self.w3.provider.make_batch_request(
+            [("eth_getBlockByNumber", [hex(end), False]), ("eth_getLogs", [query])]  # type: ignore[list-item]
+        )
+        if "error" in block_reply:
+            raise ValueError(f"eth_getBlockByNumber({end}): {block_reply['error']}")
+        if "error" in logs_reply:
+            log.warning("get_logs %d-%d failed (%s)", start, end, logs_reply["error"])
+            return None, None
+        block = block_reply.get("result")
+        return ({"hash": HexBytes(block["hash"])} if block else None), [_raw_log(e) for e in logs_reply["result"]]
+
+    def _logs(
+        self, topic: bytes, first: int, last: int, max_range: int, parse: Callable[[dict], T],
+        topics: list[bytes] | None = None,
+    ) -> list[T]:  # fmt: skip
         found: list[T] = []
         start, span = first, max_range
         while start <= last:
             end = min(last, start + span - 1)
-            query = {"address": self.contract.address, "fromBlock": start, "toBlock": end, "topics": [topic]}
+            query = {"address": self.contract.address, "fromBlock": start, "toBlock": end, "topics": topics or [topic]}
             try:
                 logs = self.w3.eth.get_logs(query)  # type: ignore[arg-type]
             except (Web3Exception, ValueError) as exc:
@@ -147,6 +202,13 @@ class Chain:
             found.extend(parse(entry) for entry in logs if not entry.get("removed"))
             start = end + 1
         return found
+
+
+def _raw_log(entry: dict) -> dict:
+    """A log from a raw JSON-RPC answer, in the shape web3 formats it."""
+    return {**entry, "topics": [HexBytes(t) for t in entry["topics"]], "data": HexBytes(entry["data"]),
+            "blockNumber": int(entry["blockNumber"], 16), "blockHash": HexBytes(entry["blockHash"]),
+            "transactionHash": HexBytes(entry["transactionHash"])}  # fmt: skip
 
 
 def _topic_int(topic: bytes) -> int:

@@ -6,7 +6,10 @@ bytes, which the oracle checks before it puts a digest on-chain.
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
+from multiformats import CID
 
 ADD_PARAMS = {
     "cid-version": "1",
@@ -19,6 +22,26 @@ ADD_PARAMS = {
 
 class IpfsError(RuntimeError):
     """The IPFS node did not answer, or answered with an error."""
+
+
+class IpfsMismatch(IpfsError):
+    """The node answered, but what it holds is not what was given to it."""
+
+
+def same_cid(a: str, b: str) -> bool:
+    """CIDs compared as CIDs: a base58 and a base32 spelling of one CID are equal."""
+    try:
+        return CID.decode(a) == CID.decode(b)
+    except (KeyError, ValueError):
+        return False
+
+
+def canonical_cid(cid: str) -> str:
+    """The base32 spelling (the one `tokenURI` and the metadata use) of any spelling of a CIDv1."""
+    try:
+        return str(CID.decode(cid).set(base="base32"))
+    except (KeyError, ValueError) as exc:
+        raise IpfsMismatch(f"IPFS answered {cid!r}, which is not a CID") from exc
 
 
 class IpfsClient:
@@ -44,6 +67,17 @@ class IpfsClient:
 
     def cat(self, cid: str, timeout_s: int = 10) -> bytes:
         return self._post("/cat", params={"arg": cid, "timeout": f"{timeout_s}s"}).content
+
+    def verify(self, cid: str, expected: bytes, timeout_s: int = 5) -> None:
+        """Reads `cid` back from the node and checks it is `expected`, byte for byte (by sha256): a node that
+        acknowledged an add without storing it, or answered another CID, fails here, before anything relies
+        on it."""
+        try:
+            held = self.cat(cid, timeout_s)
+        except IpfsError as exc:
+            raise IpfsMismatch(f"IPFS node does not serve {cid} it acknowledged: {exc}") from exc
+        if hashlib.sha256(held).digest() != hashlib.sha256(expected).digest():
+            raise IpfsMismatch(f"IPFS serves other bytes under {cid} ({len(held)} bytes, expected {len(expected)})")
 
     def close(self) -> None:
         self._client.close()

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ from oracle.config import ConfigError, OracleConfig, default_tiers, load_config
 from oracle.journal import AlreadyRunning, Journal
 
 log = logging.getLogger("genim.cli")
+STATUS_RPC_TIMEOUT = 3.0  # `status` answers in seconds even when the RPC does not
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, AlreadyRunning) as exc:
         print(f"genim-oracle: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.Error as exc:  # one not met at open (which names its file): it happened in the journal
+        print(f"genim-oracle: journal: {_first_line(exc)}", file=sys.stderr)
+        return 1
     except _Fatal as exc:
         print(f"genim-oracle: {exc}", file=sys.stderr)
         return 1
@@ -54,12 +59,47 @@ class _Fatal(RuntimeError):
     pass
 
 
-def _components(config: OracleConfig, journal: Journal):  # noqa: ANN202 - returns the wired Daemon
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip() or exc.__class__.__name__).splitlines()[0]
+
+
+def _config(args: argparse.Namespace) -> OracleConfig:
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        if args.config is not None:
+            raise
+        raise ConfigError(f"no --config given: pass one, e.g. `genim-oracle {args.command} --config oracle.toml` "
+                          f"(start from oracle.example.toml), or set GENIM_* variables ({exc})") from exc  # fmt: skip
+
+
+def _storage_problem(state_dir: Path, exc: BaseException) -> str:
+    """One line for the operator: what is wrong with the state directory or its journal, and what to do."""
+    db = state_dir / "journal.sqlite3"
+    text = _first_line(exc)
+    if isinstance(exc, OSError) or "unable to open" in text or "readonly" in text:
+        return f"state_dir {state_dir} is not writable ({text}): fix its permissions or set state_dir elsewhere"
+    if "full" in text:
+        return f"journal {db}: {text}: free space on that disk and restart (every finished stage is kept)"
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return (f"journal {db} is corrupt ({text}); to rebuild it, move it and its -wal/-shm files aside and restart: "
+                "the daemon rescans from the deployment block, which is safe (the chain is the truth)")  # fmt: skip
+    return f"journal {db}: {text}"
+
+
+def _open_journal(config: OracleConfig, lock: bool = False) -> Journal:
+    try:
+        journal = Journal(config.state_dir)
+        if lock:
+            journal.lock()
+        return journal
+    except (OSError, sqlite3.Error) as exc:
+        raise _Fatal(_storage_problem(config.state_dir, exc)) from exc
+
+
+def _chain_and_account(config: OracleConfig, rpc_timeout: float):  # noqa: ANN202 - (Chain, LocalAccount)
     from genimnft.contract import Chain
-    from genimnft.ipfs import IpfsClient
-    from oracle.daemon import Daemon
-    from oracle.generate import Generator
-    from oracle.sender import AccountError, Sender, load_account
+    from oracle.sender import AccountError, load_account
 
     try:
         account = load_account(config.account, config.passphrase_env)
@@ -70,12 +110,24 @@ def _components(config: OracleConfig, journal: Journal):  # noqa: ANN202 - retur
     except (OSError, KeyError, ValueError) as exc:
         raise _Fatal(f"cannot read deployment file {config.deployment_file}: {exc}") from exc
     try:
-        chain = Chain(config.rpc_uri, address, timeout=config.rpc_timeout)
+        return Chain(config.rpc_uri, address, timeout=rpc_timeout), account
     except ValueError as exc:
         raise _Fatal(f"bad contract address {address!r}: {exc}") from exc
+
+
+def _components(config: OracleConfig, journal: Journal):  # noqa: ANN202 - returns the wired Daemon
+    from genimnft.ipfs import IpfsClient
+    from oracle.daemon import Daemon
+    from oracle.generate import Generator
+    from oracle.sender import Sender
+
+    chain, account = _chain_and_account(config, config.rpc_timeout)
     sender = Sender(chain, journal, account)
-    return Daemon(config, chain, journal, IpfsClient(config.ipfs_api, config.ipfs_timeout),
-                  Generator(config.tiers, config.device), sender)  # fmt: skip
+    try:
+        return Daemon(config, chain, journal, IpfsClient(config.ipfs_api, config.ipfs_timeout),
+                      Generator(config.tiers, config.device), sender)  # fmt: skip
+    except OSError as exc:
+        raise _Fatal(_storage_problem(config.state_dir, exc)) from exc
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -83,9 +135,8 @@ def _run(args: argparse.Namespace) -> int:
     from oracle.generate import ModelLoadError
     from oracle.observe import serve
 
-    config = load_config(args.config)
-    journal = Journal(config.state_dir)
-    journal.lock()
+    config = _config(args)
+    journal = _open_journal(config, lock=True)
     daemon = _components(config, journal)
     try:
         daemon.preflight()
@@ -99,6 +150,8 @@ def _run(args: argparse.Namespace) -> int:
         server = serve(config.metrics_host, config.metrics_port, daemon.status, stale_after=30 + config.poll_interval)
     try:
         daemon.run(stop)
+    except sqlite3.Error as exc:
+        raise _Fatal(_storage_problem(config.state_dir, exc)) from exc
     finally:
         if server is not None:
             server.shutdown()
@@ -107,24 +160,43 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    journal = Journal(config.state_dir)
-    report: dict[str, object] = {"jobs": journal.counts(), "next_block": journal.next_block(config.first_block())}
+    """Reads; never creates the state directory, never loads a model, and gives the RPC a few seconds."""
+    from oracle.progress import read_progress
+
+    config = _config(args)
+    report: dict[str, object] = {"state_dir": str(config.state_dir)}
+    if (config.state_dir / "journal.sqlite3").is_file():
+        journal = _open_journal(config)
+        try:
+            report["jobs"] = journal.counts()
+            report["next_block"] = journal.next_block(config.first_block())
+            report["notices"] = journal.notices()  # what the running daemon waits for (funds, mempool...)
+        finally:
+            journal.close()
+        report.update(read_progress(config.state_dir, report["jobs"]))  # type: ignore[arg-type]
+    else:
+        report["jobs"] = {}
+        report["journal"] = "none yet: the daemon creates it on its first run"
     try:
-        daemon = _components(config, journal)
-        report["oracle"] = daemon.sender.address
-        report["credit_wei"] = daemon.chain.credit(daemon.sender.address)
+        chain, account = _chain_and_account(config, min(config.rpc_timeout, STATUS_RPC_TIMEOUT))
+        report["oracle"] = account.address
+        report["credit_wei"] = chain.credit(account.address)
     except Exception as exc:
-        report["chain_error"] = str(exc).splitlines()[0]
+        report["chain_error"] = _first_line(exc)
     print(json.dumps(report, indent=2))
     return 0
 
 
 def _withdraw(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    journal = Journal(config.state_dir)
-    daemon = _components(config, journal)
-    chain, account = daemon.chain, daemon.sender.account
+    """Takes the state directory's lock, as the daemon does: the oracle's nonces have one owner at a time."""
+    config = _config(args)
+    journal = _open_journal(config)
+    try:
+        journal.lock()
+    except AlreadyRunning as exc:
+        raise _Fatal(f"a daemon is running on {config.state_dir} and owns the oracle's nonces: stop it (SIGTERM), "
+                     "withdraw, start it again (nothing is lost)") from exc  # fmt: skip
+    chain, account = _chain_and_account(config, config.rpc_timeout)
     owed = chain.credit(account.address)
     if owed == 0:
         print("nothing to withdraw")
@@ -136,7 +208,7 @@ def _withdraw(args: argparse.Namespace) -> int:
     signed = account.sign_transaction(tx)
     tx_hash = chain.w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=config.tx_timeout)
-    print(f"withdrew {owed} wei in {tx_hash.hex()} (status {receipt['status']})")
+    print(f"withdrew {owed} wei in {chain.w3.to_hex(tx_hash)} (status {receipt['status']})")
     return 0 if receipt["status"] == 1 else 1
 
 

@@ -18,29 +18,60 @@ class ConfigError(ValueError):
     """The configuration is incomplete or wrong."""
 
 
+class UpscaleSettings(BaseModel):
+    """A diffusers upscaler run on a tier's images, loaded offline like its model: factor 2 is a
+    StableDiffusionLatentUpscalePipeline (stabilityai/sd-x2-latent-upscaler), 4 a StableDiffusionUpscalePipeline
+    (stabilityai/stable-diffusion-x4-upscaler)."""
+
+    model: str
+    factor: Literal[2, 4] = 2
+    steps: int = Field(10, ge=1)
+    guidance: float = 0.0  # at or below 1 the upscaler runs without classifier-free guidance (half the UNet work)
+
+
 class TierSettings(BaseModel):
     """How one tier is generated. The defaults suit stabilityai/sd-turbo."""
 
     model: str = "stabilityai/sd-turbo"
-    width: int = 512  # with height: the tier's pixel budget, and its size at 1:1
+    width: int = 512  # with height: the model's pixel budget, and its size at 1:1 (before any upscale)
     height: int = 512
     size_step: int = Field(64, ge=8, description="other aspect ratios round each side to a multiple of this")
     steps: int = Field(1, ge=1)
     guidance: float = 0.0
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     vae_tiling: bool = False
+    expected_seconds: float = Field(60.0, gt=0, description="seconds one image should take; see stall_factor")
     sdpa: bool = True  # torch scaled_dot_product_attention in the UNet and VAE
     channels_last: bool = False  # channels-last memory format for the UNet and VAE (tensor cores)
     compile: Literal["off", "default", "reduce-overhead"] = (
         "off"  # torch.compile the UNet; reduce-overhead = CUDA graphs
     )
+    upscale: UpscaleSettings | None = None  # images come out `factor` times the model's size on each side
+
+    @property
+    def scale(self) -> int:
+        return self.upscale.factor if self.upscale else 1
+
+    @property
+    def total_steps(self) -> int:
+        """Denoising steps of one call, the upscaler's included (what a progress step counts up to)."""
+        return self.steps + (self.upscale.steps if self.upscale else 0)
+
+
+# Premium and ultra: ByteDance's SDXL-Lightning 4-step UNet in stabilityai/stable-diffusion-xl-base-1.0, native at
+# 1024x1024 (sd-turbo is trained at 512x512 and tiles beyond it), saved once as a diffusers directory (README).
+SDXL_LIGHTNING = "models/sdxl-lightning-4step"
+LATENT_UPSCALER = "stabilityai/sd-x2-latent-upscaler"
 
 
 def default_tiers() -> dict[int, TierSettings]:
+    premium = TierSettings(model=SDXL_LIGHTNING, width=1024, height=1024, steps=4)
     return {
         0: TierSettings(),
-        1: TierSettings(width=1024, height=1024, steps=2),
-        2: TierSettings(width=2048, height=2048, steps=2, vae_tiling=True),
+        1: premium,
+        2: premium.model_copy(
+            update={"vae_tiling": True, "upscale": UpscaleSettings(model=LATENT_UPSCALER, factor=2, steps=10)}
+        ),
     }
 
 
@@ -64,9 +95,16 @@ class OracleConfig(BaseModel):
     batch_size: int = Field(16, ge=1, le=64)
     batch_wait: float = Field(1.0, ge=0, description="seconds a lone image waits for company")
     tx_timeout: float = Field(60.0, gt=0, description="seconds before a stuck transaction is replaced")
+    max_fee_per_gas: int = Field(
+        100 * 10**9, gt=0, description="wei per gas the oracle never signs above (new sends and replacements)"
+    )
+    low_balance_batches: int = Field(20, ge=0, description="warn when the balance pays for fewer full batches")
     rpc_timeout: float = Field(15.0, gt=0)
     ipfs_timeout: float = Field(30.0, gt=0)
+    ipfs_verify_timeout: int = Field(5, ge=1, description="seconds to read a pinned block back before trusting it")
     device: str = "auto"
+    progress_log_interval: float = Field(5.0, gt=0, description="at most one progress line per this many seconds")
+    stall_factor: float = Field(5.0, gt=1, description="/health says stalled past this multiple of expected_seconds")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, description="0 disables the metrics and health server")
     tiers: dict[int, TierSettings] = Field(default_factory=default_tiers)
@@ -96,6 +134,13 @@ class OracleConfig(BaseModel):
             return self.contract
         assert self.deployment_file is not None
         return json.loads(self.deployment_file.read_text())["address"]
+
+    def deployment_chain_id(self) -> int | None:
+        """The chain id the deployment file names, if there is a file and it names one."""
+        if self.deployment_file is None or not self.deployment_file.is_file():
+            return None
+        chain_id = json.loads(self.deployment_file.read_text()).get("chain_id")
+        return None if chain_id is None else int(chain_id)
 
     def first_block(self) -> int:
         if self.start_block is not None:

@@ -17,17 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from requests.exceptions import RequestException
-from web3.exceptions import ContractLogicError, Web3Exception
+from web3.exceptions import Web3Exception
 
-from genimnft.contract import Chain, Status
-from genimnft.ipfs import IpfsClient, IpfsError
-from genimnft.metadata import ImageFacts, metadata_bytes, metadata_digest, png_size, raw_cid
+from genimnft.contract import Chain
+from genimnft.ipfs import IpfsClient, IpfsError, IpfsMismatch, canonical_cid, same_cid
+from genimnft.metadata import ImageFacts, metadata_bytes, png_size, raw_cid
 from oracle import observe
 from oracle.config import OracleConfig
 from oracle.faults import crash_point
 from oracle.generate import Generated, GenerationError, Generator, seed_for
-from oracle.journal import FINAL_STATES, Job, JobState, Journal, SentTx
+from oracle.journal import FINAL_STATES, Job, JobState, Journal, JournalMismatch
+from oracle.progress import GenerationProgress, clear
 from oracle.sender import Sender
+from oracle.submit import Submitter, first_line
 
 log = logging.getLogger("genim.daemon")
 TRANSIENT = (Web3Exception, RequestException, IpfsError, OSError, ValueError)
@@ -75,9 +77,10 @@ class Daemon:
         self.chain_id = 0
         self._generation: _Background | None = None
         self._generating: list[Job] = []
-        self._ready_since: dict[int, float] = {}
-        self._single_submits = False
-        self._serves_from: int | None = None
+        self._progress: GenerationProgress | None = None
+        clear(config.state_dir)  # a file left by a killed run describes no generation now
+        self.submitter = Submitter(config, chain, journal, sender, advance=self._advance,
+                                   upstream_busy=self._upstream_busy)  # fmt: skip
         self._last_balance = 0.0
         self._status: dict = {"jobs": {}, "cursor": 0, "last_tick": 0.0}
         self._warned_at: dict[str, float] = {}
@@ -86,18 +89,26 @@ class Daemon:
 
     def preflight(self, load_models: bool = True) -> None:
         """Checks every dependency once; raises StartupError with one clear line."""
-        try:
-            self.chain_id = self.chain.chain_id()
-        except TRANSIENT as exc:
-            raise StartupError(f"RPC {self.config.rpc_uri} does not answer: {_first_line(exc)}") from exc
+        try:  # read in a JSON-RPC batch: the follower needs the node to take them
+            self.chain_id = int(self.chain.batch([("eth_chainId", [])])[0], 16)
+        except (*TRANSIENT, TypeError, KeyError) as exc:
+            raise StartupError(f"RPC {self.config.rpc_uri} does not answer (a batch): {first_line(exc)}") from exc
+        expected = self.config.deployment_chain_id()
+        if expected is not None and expected != self.chain_id:
+            raise StartupError(f"RPC {self.config.rpc_uri} is on chain {self.chain_id}, but the deployment file "
+                               f"{self.config.deployment_file} is on chain {expected}")  # fmt: skip
         if not self.chain.has_code():
             raise StartupError(f"no contract at {self.chain.address} on chain {self.chain_id}")
         try:
             authorised = self.chain.is_oracle(self.sender.address)
         except TRANSIENT as exc:
-            raise StartupError(f"{self.chain.address} is not a GenImNFT contract: {_first_line(exc)}") from exc
+            raise StartupError(f"{self.chain.address} is not a GenImNFT contract: {first_line(exc)}") from exc
         if not authorised:
             raise StartupError(f"account {self.sender.address} is not an authorised oracle of {self.chain.address}")
+        try:
+            self.journal.bind(self.chain_id, self.chain.address)
+        except JournalMismatch as exc:
+            raise StartupError(str(exc)) from exc
         try:
             version = self.ipfs.version()
         except IpfsError as exc:
@@ -124,7 +135,7 @@ class Daemon:
             try:
                 self.sender.rebroadcast(tx)
             except TRANSIENT as exc:
-                log.warning("re-broadcast failed: %s", _first_line(exc), extra={"tx": tx.hash})
+                log.warning("re-broadcast failed: %s", first_line(exc), extra={"tx": tx.hash})
         first = self.config.first_block()
         window_start = max(first, self.journal.next_block(first) - self.config.reorg_window)
         self._follow(from_block=window_start)
@@ -147,7 +158,7 @@ class Daemon:
             try:
                 stage()
             except TRANSIENT as exc:
-                self._warn_while(name, f"{name} waiting out: {_first_line(exc)}")
+                self._warn_while(name, f"{name} waiting out: {first_line(exc)}")
             else:
                 if self._warned_at.pop(name, None) is not None:
                     log.info("%s recovered", name)
@@ -171,23 +182,21 @@ class Daemon:
     # stages
 
     def _follow(self, from_block: int | None = None) -> None:
+        """Reads new requests; the cursor moves only past blocks the node answering the logs proved it holds."""
         safe = self.chain.head() - self.config.required_confirmations()
         start = self.journal.next_block(self.config.first_block()) if from_block is None else from_block
         if start > safe:
             return
-        found = self.chain.requests_between(start, safe, self.config.log_range)
-        for token_id in self.journal.record_scan(found, max(safe + 1, self.journal.next_block(0))):
+        found, proven = self.chain.requests_proven(start, safe, self.config.log_range)
+        if proven < start:
+            return
+        for token_id in self.journal.record_scan(found, max(proven + 1, self.journal.next_block(0))):
             job = self.journal.job(token_id)
             log.info("job seen", extra={"token_id": token_id, "state": "seen", "tier": job.tier if job else None})
             crash_point("seen", self.config.state_dir)
 
     def _consent(self) -> None:
-        """Reads, once a pass, the first token this oracle may settle: tokens minted before it was (last)
-        authorised, or while it is revoked, can never be settled by it (the contract's consent at mint)."""
-        serves_from = self.chain.serves_from(self.sender.address)
-        if serves_from != self._serves_from and self._serves_from is not None:
-            log.warning("authorisation changed: this oracle now settles tokens from %d (0: revoked)", serves_from)
-        self._serves_from = serves_from
+        self.submitter.read_consent()
 
     def _generate(self) -> None:
         if self._generation is not None:
@@ -201,16 +210,20 @@ class Daemon:
         seeds = [seed_for(self.chain_id, self.chain.address, job.token_id) for job in batch]
         prompts = [job.prompt for job in batch]
         started = time.monotonic()
+        settings = self.config.tiers[tier]
+        token_ids = [job.token_id for job in batch]
+        progress = GenerationProgress(self.config.state_dir, token_ids, tier, settings.total_steps,
+                                      settings.expected_seconds, self.config.progress_log_interval)  # fmt: skip
 
         def work() -> list[Generated]:
             crash_point("generating", self.config.state_dir)
-            images = self.generator.generate(tier, prompts, seeds, aspect)
+            images = self.generator.generate(tier, prompts, seeds, aspect, on_step=progress.on_step)
             observe.GENERATION_SECONDS.labels(tier=str(tier)).observe(time.monotonic() - started)
             return images
 
         for job in batch:
             log.info("generating", extra={"token_id": job.token_id, "tier": tier, "batch": len(batch)})
-        self._generating = batch
+        self._generating, self._progress = batch, progress
         self._generation = _Background(work).start()
 
     def _next_generation_batch(self) -> list[Job]:
@@ -219,7 +232,7 @@ class Daemon:
             # The cheap local test first: each on-chain check costs three RPC calls.
             if batch and ((job.tier, job.aspect) != (batch[0].tier, batch[0].aspect) or job.attempts):
                 continue
-            if not self._still_worth_it(job):
+            if not self.submitter.still_worth_it(job):
                 continue
             batch.append(job)
             # A job that failed before is generated alone, so one bad prompt cannot sink a batch twice.
@@ -231,15 +244,18 @@ class Daemon:
         assert self._generation is not None
         generation, batch = self._generation, self._generating
         self._generation, self._generating = None, []
+        if self._progress is not None:
+            self._progress.finish()
+            self._progress = None
         if generation.error is not None:
             if not isinstance(generation.error, (GenerationError, RuntimeError, ValueError)):
                 raise generation.error
             for job in batch:
-                attempts = self.journal.count_attempt(job.token_id, _first_line(generation.error))
+                attempts = self.journal.count_attempt(job.token_id, first_line(generation.error))
                 if attempts >= self.config.max_generation_attempts:
                     self._advance(job.token_id, JobState.FAILED, note=f"generation failed {attempts} times")
                 else:
-                    log.warning("generation failed, will retry: %s", _first_line(generation.error),
+                    log.warning("generation failed, will retry: %s", first_line(generation.error),
                                 extra={"token_id": job.token_id, "attempts": attempts})  # fmt: skip
             return
         for job, image in zip(batch, generation.result, strict=True):
@@ -247,133 +263,32 @@ class Daemon:
             self._advance(job.token_id, JobState.GENERATED)
 
     def _pin(self) -> None:
+        """Pins image, then metadata, each read back from the node before the job moves on: a node that
+        acknowledges an add without storing it, or answers another CID, holds the job here (nothing goes
+        on-chain) until it really serves the bytes."""
         for job in self.journal.jobs(JobState.GENERATED):
-            started = time.monotonic()
-            cid = self.ipfs.add(self.image_path(job.token_id).read_bytes(), f"genimnft-{job.token_id}.png")
-            observe.PIN_SECONDS.labels(kind="image").observe(time.monotonic() - started)
+            png = self.image_path(job.token_id).read_bytes()
+            cid = self._pin_verified(png, f"genimnft-{job.token_id}.png", "image")
             self._advance(job.token_id, JobState.IMAGE_PINNED, image_cid=cid)
         for job in self.journal.jobs(JobState.IMAGE_PINNED):
             data = metadata_bytes(self.facts(job))
-            started = time.monotonic()
-            cid = self.ipfs.add(data, f"genimnft-{job.token_id}.json")
-            observe.PIN_SECONDS.labels(kind="metadata").observe(time.monotonic() - started)
-            if cid != raw_cid(data):
-                raise IpfsError(f"IPFS answered CID {cid} for metadata whose raw CID is {raw_cid(data)}")
-            self._advance(job.token_id, JobState.METADATA_PINNED, metadata=data.decode(), metadata_cid=cid)
+            cid = self._pin_verified(data, f"genimnft-{job.token_id}.json", "metadata")
+            if not same_cid(cid, raw_cid(data)):
+                raise IpfsMismatch(f"IPFS answered CID {cid} for metadata whose raw CID is {raw_cid(data)}")
+            self._advance(job.token_id, JobState.METADATA_PINNED, metadata=data.decode(), metadata_cid=raw_cid(data))
+
+    def _pin_verified(self, data: bytes, filename: str, kind: str) -> str:
+        """Adds `data`, reads it back by the CID the node answered, returns that CID spelled in base32."""
+        started = time.monotonic()
+        cid = canonical_cid(self.ipfs.add(data, filename))
+        self.ipfs.verify(cid, data, timeout_s=self.config.ipfs_verify_timeout)
+        observe.PIN_SECONDS.labels(kind=kind).observe(time.monotonic() - started)
+        return cid
 
     def _submit(self) -> None:
-        pending = self.journal.pending_txs()
-        if pending:
-            self._settle([tx for tx in pending if tx.nonce == pending[0].nonce])
-            return
-        limit = 1 if self._single_submits else self.config.batch_size
-        ready: list[Job] = []
-        for job in self.journal.jobs(JobState.METADATA_PINNED):
-            if self._still_worth_it(job):
-                ready.append(job)
-                if len(ready) >= limit:
-                    break
-        now = time.time()
-        for job in ready:
-            self._ready_since.setdefault(job.token_id, now)
-        if not ready:
-            return
-        oldest = min(self._ready_since[job.token_id] for job in ready)
-        if len(ready) < limit and now - oldest < self.config.batch_wait and self._upstream_busy():
-            return
-        ids = [job.token_id for job in ready]
-        digests = [metadata_digest(job.metadata or b"") for job in ready]
-        try:
-            self.sender.simulate(ids, digests)
-        except ContractLogicError as exc:
-            # Someone else's transaction changed a request between our read and now: go one by one.
-            self._warn_while("simulate", f"simulation reverted ({_first_line(exc)}); submitting singly")
-            self._single_submits = True
-            return
-        self._warned_at.pop("simulate", None)
-        tx = self.sender.send(ids, digests)
-        self._single_submits = False
-        for token_id in ids:
-            self._ready_since.pop(token_id, None)  # record_tx moved these jobs without _advance
-            log.info("submitted", extra={"token_id": token_id, "state": "submitted", "tx": tx.hash})
-        crash_point("submitted", self.config.state_dir)
-
-    def _settle(self, txs: list[SentTx]) -> None:
-        outcome = self.sender.outcome(txs)
-        latest = max(txs, key=lambda tx: tx.sent_at)
-        # Our own transaction counts only once it is as deep as the requests we act on: a reorg that drops
-        # it before then sends us back to "not mined", and it is re-broadcast below.
-        confirmed_depth = self.chain.head() - self.config.required_confirmations()
-        if outcome.mined and outcome.tx_hash and outcome.block_number > confirmed_depth:
-            return
-        if not outcome.mined:
-            if time.time() - latest.sent_at > self.config.tx_timeout:
-                self._replace(latest)
-            elif not self.sender.known(txs):
-                log.warning("transaction dropped; re-broadcasting", extra={"tx": latest.hash, "nonce": latest.nonce})
-                try:
-                    self.sender.rebroadcast(latest)
-                except TRANSIENT as exc:  # e.g. its fee cap is now below the base fee
-                    log.warning("re-broadcast refused (%s); replacing", _first_line(exc), extra={"tx": latest.hash})
-                    self._replace(latest)
-            return
-        # Every job first, the transaction last: if the RPC fails half-way, the next pass settles it again.
-        token_ids = {token_id for tx in txs for token_id in tx.token_ids}
-        for token_id in sorted(token_ids):
-            self._reconcile(token_id, tx_hash=outcome.tx_hash if outcome.success else None)
-        self.journal.close_txs(latest.nonce, outcome.tx_hash)
-        observe.GAS_USED.inc(outcome.gas_used)
-        observe.TXS.labels(outcome="success" if outcome.success else "reverted_or_dropped").inc()
-
-    def _replace(self, stuck: SentTx) -> None:
-        jobs = [self.journal.job(token_id) for token_id in stuck.token_ids]
-        digests = [metadata_digest(job.metadata or b"") for job in jobs if job]
-        self.sender.replace(stuck, stuck.token_ids, digests)
-        observe.TXS.labels(outcome="replaced").inc()
-
-    def _reconcile(self, token_id: int, tx_hash: str | None) -> None:
-        """Sets the job's state from what the chain says now about its request."""
-        job = self.journal.job(token_id)
-        if job is None or job.state in FINAL_STATES:
-            return
-        ours = metadata_digest(job.metadata or b"")
-        request = self.chain.request(token_id)
-        if request.status is Status.FULFILLED and request.metadata_digest == ours:
-            self._advance(token_id, JobState.CONFIRMED, tx_hash=tx_hash or job.tx_hash)
-            observe.EARNINGS.inc(job.escrow)
-        elif request.status is Status.PENDING and request.deadline - time.time() > self.config.deadline_margin:
-            self._advance(token_id, JobState.METADATA_PINNED, tx_hash=None)
-        else:
-            self._advance(token_id, JobState.SKIPPED, note=f"request is {request.status.name.lower()} on-chain")
+        self.submitter.step()
 
     # helpers
-
-    def _still_worth_it(self, job: Job) -> bool:
-        """Reads the request on-chain; a job no longer pending, or too close to its deadline, is skipped. A job
-        whose mint block left the canonical chain is dropped and its blocks are read again."""
-        if self.chain.block_hash(job.block_number) != job.block_hash:
-            self.journal.rewind(job.token_id, job.block_number)
-            log.warning("request's block was reorganised away; re-reading from block %d", job.block_number,
-                        extra={"token_id": job.token_id, "state": "dropped"})  # fmt: skip
-            return False
-        if self._serves_from is not None and (self._serves_from == 0 or job.token_id < self._serves_from):
-            why = "this oracle is revoked" if self._serves_from == 0 else f"it serves tokens from {self._serves_from}"
-            self._advance(job.token_id, JobState.SKIPPED, note=f"minted without this oracle's consent: {why}")
-            return False
-        request = self.chain.request(job.token_id)
-        if request.status is Status.FULFILLED and job.metadata is not None:
-            self._reconcile(job.token_id, None)
-            return False
-        if request.status is not Status.PENDING:
-            self._advance(job.token_id, JobState.SKIPPED, note=f"request is {request.status.name.lower()} on-chain")
-            return False
-        left = request.deadline - self.chain.timestamp()
-        if left <= self.config.deadline_margin:
-            self._advance(
-                job.token_id, JobState.SKIPPED, note=f"deadline in {left} s, margin {self.config.deadline_margin} s"
-            )
-            return False
-        return True
 
     def _warn_while(self, condition: str, message: str) -> None:
         """One line when a condition starts and one every 30 s while it lasts, not one per pass."""
@@ -390,7 +305,7 @@ class Daemon:
     def _advance(self, token_id: int, state: JobState, **fields: object) -> None:
         self.journal.advance(token_id, state, **fields)
         if state is not JobState.METADATA_PINNED:
-            self._ready_since.pop(token_id, None)  # bounded memory: only jobs waiting to be sent are tracked
+            self.submitter.ready_since.pop(token_id, None)  # bounded memory: only jobs waiting to be sent are tracked
         crash_point(state.value, self.config.state_dir)
         extra = {"token_id": token_id, "state": state.value}
         extra.update({k: v for k, v in fields.items() if k in ("image_cid", "metadata_cid", "tx_hash", "note")})
@@ -402,6 +317,11 @@ class Daemon:
             observe.JOBS.labels(state=state).set(count)
         # The HTTP thread reads this snapshot; the SQLite connection stays on the loop's thread.
         self._status = {"jobs": counts, "cursor": self.journal.next_block(0), "last_tick": time.time()}
+        if self._progress is not None:
+            self._status["generating"] = self._progress.snapshot()
+            self._status["stalled"] = self._progress.stalled(self.config.stall_factor)
+            counts["generating"] = len(self._progress.token_ids)
+            counts["seen"] = max(0, counts.get("seen", 0) - counts["generating"])
         observe.CURSOR.set(self.journal.next_block(0))
         observe.LAST_TICK.set(time.time())
         if time.time() - self._last_balance > 30:
@@ -444,8 +364,3 @@ def _write_atomically(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or exc.__class__.__name__
-    return text.splitlines()[0][:300]

@@ -10,13 +10,20 @@ import hashlib
 import io
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from genimnft.aspects import image_size
-from oracle.config import TierSettings
+from oracle.config import TierSettings, UpscaleSettings
 
 log = logging.getLogger("genim.generate")
+
+
+OnStep = Callable[[int], None]
+
+# The diffusers upscaler pipelines an `upscale` stage may name, by the factor each multiplies a side by.
+UPSCALER_FACTORS = {"StableDiffusionLatentUpscalePipeline": 2, "StableDiffusionUpscalePipeline": 4}
 
 
 class GenerationError(RuntimeError):
@@ -38,6 +45,29 @@ class Generated:
     seed: int
 
 
+# Third-party notices that say nothing to an operator: transformers on the absent torchvision (the PIL image
+# processors are the ones used), diffusers on the absent accelerate (it loads without).
+KNOWN_NOTICES = ("requires torchvision", "`accelerate` was not found")
+
+
+class _KnownNotices(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(notice in record.getMessage() for notice in KNOWN_NOTICES)
+
+
+def quiet_known_notices() -> None:
+    """Drops the known notices and the loading progress bars of diffusers and transformers."""
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.disable_progress_bar()
+        root = library.get_logger()  # the library's own logger, with its handler configured
+        for handler in [*root.handlers, *logging.getLogger().handlers]:
+            if not any(isinstance(f, _KnownNotices) for f in handler.filters):
+                handler.addFilter(_KnownNotices())
+
+
 def _device(preference: str) -> str:
     import torch
 
@@ -55,7 +85,8 @@ def _dtype(name: str, device: str) -> Any:
 
 
 class Generator:
-    """Loads each tier's pipeline once (tiers sharing model and dtype share it) and runs it in batches."""
+    """Loads each tier's pipeline, and its upscaler if it has one, once (tiers sharing a model and dtype share
+    it) and runs them in batches."""
 
     def __init__(self, tiers: dict[int, TierSettings], device: str = "auto") -> None:
         self.tiers = tiers
@@ -64,22 +95,36 @@ class Generator:
         self._lock = threading.Lock()
 
     def load(self, tier: int) -> Any:
+        """Loads the tier's pipelines (its upscaler too, so that a missing one fails here) and returns the
+        text-to-image one."""
         settings = self.tiers[tier]
+        self.load_upscaler(tier)
+        return self._cached(settings.model, "AutoPipelineForText2Image", settings)
+
+    def load_upscaler(self, tier: int) -> Any | None:
+        """The tier's upscaler pipeline, or None when the tier has no upscale stage."""
+        settings = self.tiers[tier]
+        if settings.upscale is None:
+            return None
+        return _check_factor(self._cached(settings.upscale.model, "DiffusionPipeline", settings), settings.upscale)
+
+    def _cached(self, model: str, loader: str, settings: TierSettings) -> Any:
         dtype = _dtype(settings.dtype, self.device)
-        key = (settings.model, str(dtype))
+        key = (model, str(dtype))
         with self._lock:
             if key not in self._pipelines:
-                self._pipelines[key] = _tune(self._load(settings.model, dtype), settings)
+                self._pipelines[key] = _tune(self._load(model, dtype, loader), settings)
             pipeline = self._pipelines[key]
         if settings.vae_tiling and hasattr(pipeline, "vae"):
             pipeline.vae.enable_tiling()
         return pipeline
 
-    def _load(self, model: str, dtype: Any) -> Any:
-        from diffusers import AutoPipelineForText2Image
+    def _load(self, model: str, dtype: Any, loader: str) -> Any:
+        quiet_known_notices()  # before diffusers imports its transformers classes, which logs them
+        import diffusers
 
         try:
-            pipeline = AutoPipelineForText2Image.from_pretrained(model, dtype=dtype, local_files_only=True)
+            pipeline = getattr(diffusers, loader).from_pretrained(model, dtype=dtype, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(
                 f"cannot load model '{model}' from the local cache or directory: {str(exc).splitlines()[0]}"
@@ -87,47 +132,88 @@ class Generator:
         pipeline.set_progress_bar_config(disable=True)
         return pipeline.to(self.device)
 
-    def size(self, tier: int, aspect: int) -> tuple[int, int]:
-        """Width and height of `tier`'s images in `aspect`: its pixel budget in that shape."""
+    def base_size(self, tier: int, aspect: int) -> tuple[int, int]:
+        """Width and height the tier's model generates in `aspect`: its pixel budget in that shape."""
         settings = self.tiers[tier]
         return image_size(settings.width, settings.height, aspect, settings.size_step)
 
-    def generate(self, tier: int, prompts: list[str], seeds: list[int], aspect: int = 0) -> list[Generated]:
+    def size(self, tier: int, aspect: int) -> tuple[int, int]:
+        """Width and height of `tier`'s images in `aspect`: the model's size times the upscale factor."""
+        width, height = self.base_size(tier, aspect)
+        return width * self.tiers[tier].scale, height * self.tiers[tier].scale
+
+    def generate(
+        self, tier: int, prompts: list[str], seeds: list[int], aspect: int = 0, on_step: OnStep | None = None
+    ) -> list[Generated]:
         """One batched pipeline call for prompts of one tier and aspect, as PNG bytes; NaN or infinite pixels
-        fail it."""
+        fail it. `on_step(step)` is called after each denoising step."""
         import numpy as np
 
         results = []
-        for array, seed in zip(self.pixels(tier, prompts, seeds, aspect), seeds, strict=True):
+        for array, seed in zip(self.pixels(tier, prompts, seeds, aspect, on_step), seeds, strict=True):
             if not np.isfinite(array).all():
                 raise GenerationError(f"pipeline produced NaN or infinite pixels (seed {seed})")
             results.append(Generated(_png((array * 255).round().clip(0, 255).astype("uint8")), seed))
         return results
 
-    def pixels(self, tier: int, prompts: list[str], seeds: list[int], aspect: int = 0) -> Any:
-        """The pipeline call itself: float pixels in [0, 1], one image per prompt, each from its own seed."""
-        import torch
-
+    def pixels(
+        self, tier: int, prompts: list[str], seeds: list[int], aspect: int = 0, on_step: OnStep | None = None
+    ) -> Any:
+        """The pipeline calls themselves (the model, then the upscaler if the tier has one): float pixels in
+        [0, 1], one image per prompt, each from its own seed. Steps count on through the upscaler's."""
         settings = self.tiers[tier]
-        width, height = self.size(tier, aspect)
-        pipeline = self.load(tier)
-        generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+        width, height = self.base_size(tier, aspect)
+        pipeline, upscaler = self.load(tier), self.load_upscaler(tier)
+        report = on_step or (lambda _step: None)
+
+        def step_end(_pipeline: Any, step: int, _timestep: Any, tensors: dict) -> dict:
+            report(step + 1)
+            return tensors
+
         try:
-            return pipeline(
+            images = pipeline(
                 prompt=prompts,
                 num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance,
                 width=width,
                 height=height,
-                generator=generators,
+                generator=self._generators(seeds),
+                output_type="np" if upscaler is None else "pt",  # "pt" stays on the device for the upscaler
+                callback_on_step_end=step_end,
+            ).images
+            if upscaler is None:
+                return images
+            assert settings.upscale is not None
+            return upscaler(
+                prompt=prompts,
+                image=images,
+                num_inference_steps=settings.upscale.steps,
+                guidance_scale=settings.upscale.guidance,
+                generator=self._generators(seeds),
                 output_type="np",
+                callback=lambda step, _timestep, _latents: report(settings.steps + step + 1),
             ).images
         except (RuntimeError, ValueError) as exc:
             raise GenerationError(f"pipeline failed for tier {tier}: {exc}") from exc
 
+    def _generators(self, seeds: list[int]) -> list[Any]:
+        import torch
+
+        return [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+
+
+def _check_factor(upscaler: Any, upscale: UpscaleSettings) -> Any:
+    """The loaded upscaler multiplies each side by the configured factor, or the tier's sizes would be wrong."""
+    name = type(upscaler).__name__
+    if UPSCALER_FACTORS.get(name) != upscale.factor:
+        known = ", ".join(f"{cls} (x{factor})" for cls, factor in UPSCALER_FACTORS.items())
+        raise ModelLoadError(f"upscaler '{upscale.model}' is a {name}, not x{upscale.factor}; expected one of {known}")
+    return upscaler
+
 
 def _tune(pipeline: Any, settings: TierSettings) -> Any:
-    """The throughput options of a tier (bench/generate.py measures each)."""
+    """The throughput options of a tier, applied to its model and its upscaler (bench/generate.py measures
+    each)."""
     import torch
 
     if settings.sdpa:

@@ -29,9 +29,10 @@ class JobState(StrEnum):
     CONFIRMED = "confirmed"
     SKIPPED = "skipped"
     FAILED = "failed"
+    SET_BY_OTHER = "set_by_other"  # another oracle set the image first: final, not this oracle's earnings
 
 
-FINAL_STATES = (JobState.CONFIRMED, JobState.SKIPPED, JobState.FAILED)
+FINAL_STATES = (JobState.CONFIRMED, JobState.SKIPPED, JobState.FAILED, JobState.SET_BY_OTHER)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -57,17 +58,21 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 1), next_block INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS txs (
+CREATE TABLE IF NOT EXISTS txs ({txs_columns}
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# Fees are decimal TEXT: a fee the chain accepts can pass SQLite's 64-bit INTEGER (it did, at 7.4e18 wei/gas).
+TXS_COLUMNS = """
     hash TEXT PRIMARY KEY,
     nonce INTEGER NOT NULL,
     raw BLOB NOT NULL,
     token_ids TEXT NOT NULL,
-    max_fee INTEGER NOT NULL,
-    priority_fee INTEGER NOT NULL,
+    max_fee TEXT NOT NULL,
+    priority_fee TEXT NOT NULL,
     sent_at REAL NOT NULL,
-    state TEXT NOT NULL
-);
-"""
+    state TEXT NOT NULL"""
+NOTICE = "notice."  # meta keys of the conditions `genim-oracle status` shows (waiting for funds...)
 
 
 # Columns added since the first schema, with their definitions, for journals created before them.
@@ -103,6 +108,10 @@ class AlreadyRunning(RuntimeError):
     """Another daemon holds this state directory."""
 
 
+class JournalMismatch(RuntimeError):
+    """The journal belongs to another chain or contract."""
+
+
 class Journal:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -111,12 +120,56 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA.format(txs_columns=TXS_COLUMNS))
         present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
         for column, definition in MIGRATIONS.items():
             if column not in present:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {definition}")
+        self._migrate_fees()
         self._lock_file = None
+
+    def _migrate_fees(self) -> None:
+        types = {row["name"]: row["type"] for row in self._db.execute("PRAGMA table_info(txs)")}
+        if types.get("max_fee") == "TEXT":
+            return
+        with self._transaction():  # journals from before fees were TEXT: copy the table over
+            self._db.execute("ALTER TABLE txs RENAME TO txs_integer_fees")
+            self._db.execute(f"CREATE TABLE txs ({TXS_COLUMNS})")
+            self._db.execute("INSERT INTO txs SELECT hash, nonce, raw, token_ids, CAST(max_fee AS TEXT),"
+                             " CAST(priority_fee AS TEXT), sent_at, state FROM txs_integer_fees")  # fmt: skip
+            self._db.execute("DROP TABLE txs_integer_fees")
+
+    def bind(self, chain_id: int, contract: str) -> None:
+        """Records the chain and contract at the journal's first start, and checks them at every later one: token
+        ids are only unique within one contract on one chain."""
+        bound = {key: self._meta(key) for key in ("chain_id", "contract")}
+        if bound["chain_id"] is None:
+            with self._transaction():
+                self._db.execute("INSERT INTO meta (key, value) VALUES ('chain_id', ?), ('contract', ?)",
+                                 (str(chain_id), contract))  # fmt: skip
+            return
+        if (int(bound["chain_id"]), str(bound["contract"]).lower()) != (chain_id, contract.lower()):
+            raise JournalMismatch(
+                f"state_dir {self.state_dir} holds the journal of contract {bound['contract']} on chain "
+                f"{bound['chain_id']}, not of {contract} on chain {chain_id}: give this deployment its own state_dir"
+            )
+
+    def set_notice(self, name: str, value: dict | None) -> None:
+        """Records (or, with None, clears) a condition the operator should see in `genim-oracle status`."""
+        with self._transaction():
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (NOTICE + name,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                 (NOTICE + name, json.dumps(value)))  # fmt: skip
+
+    def notices(self) -> dict[str, dict]:
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE ?", (NOTICE + "%",)).fetchall()
+        return {row["key"].removeprefix(NOTICE): json.loads(row["value"]) for row in rows}
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
 
     def lock(self) -> None:
         """Takes the state directory for this process; a second daemon on it fails here."""
@@ -211,13 +264,26 @@ class Journal:
             self._db.execute(
                 "INSERT INTO txs (hash, nonce, raw, token_ids, max_fee, priority_fee, sent_at, state)"
                 " VALUES (?,?,?,?,?,?,?,'pending')",
-                (tx.hash, tx.nonce, tx.raw, json.dumps(tx.token_ids), tx.max_fee, tx.priority_fee, tx.sent_at),
+                (
+                    tx.hash,
+                    tx.nonce,
+                    tx.raw,
+                    json.dumps(tx.token_ids),
+                    str(tx.max_fee),
+                    str(tx.priority_fee),
+                    tx.sent_at,
+                ),
             )
             for token_id in tx.token_ids:
                 self._db.execute(
                     "UPDATE jobs SET state = ?, tx_hash = ?, updated_at = ? WHERE token_id = ?",
                     (JobState.SUBMITTED, tx.hash, time.time(), token_id),
                 )
+
+    def next_nonce(self) -> int:
+        """One past the highest nonce this journal signed (0 for none)."""
+        row = self._db.execute("SELECT MAX(nonce) FROM txs").fetchone()
+        return 0 if row[0] is None else row[0] + 1
 
     def pending_txs(self) -> list[SentTx]:
         return self.txs("pending")
@@ -233,8 +299,8 @@ class Journal:
                 r["nonce"],
                 bytes(r["raw"]),
                 json.loads(r["token_ids"]),
-                r["max_fee"],
-                r["priority_fee"],
+                int(r["max_fee"]),
+                int(r["priority_fee"]),
                 r["sent_at"],
             )
             for r in rows.fetchall()

@@ -22,7 +22,16 @@ GAS_USED = Counter("genim_gas_used_total", "Gas used by the oracle's transaction
 TXS = Counter("genim_transactions_total", "Transactions by outcome", ["outcome"], registry=REGISTRY)
 EARNINGS = Counter("genim_earnings_wei_total", "Escrow credited to the oracle (wei, before fee)", registry=REGISTRY)
 BALANCE = Gauge("genim_wallet_balance_wei", "The oracle account's balance", registry=REGISTRY)
+REVERTED = Counter("genim_reverted_transactions_total", "Oracle transactions mined reverted", registry=REGISTRY)
+FUNDS_NEEDED = Gauge("genim_funds_needed_wei", "Wei the next transaction needs while the balance is short (else 0)",
+                     registry=REGISTRY)  # fmt: skip
+LOW_BALANCE_THRESHOLD = Gauge("genim_low_balance_threshold_wei", "low_balance_batches full batches of gas, in wei",
+                              registry=REGISTRY)  # fmt: skip
+BALANCE_LOW = Gauge("genim_balance_low", "1 while the balance is under the low-balance threshold", registry=REGISTRY)
 CURSOR = Gauge("genim_cursor_block", "Next block the follower will read", registry=REGISTRY)
+GENERATION_STEP = Gauge("genim_generation_step", "Denoising step of the generation in flight", ["tier"],
+                        registry=REGISTRY)  # fmt: skip
+GENERATION_STEPS = Counter("genim_generation_steps_total", "Denoising steps run", ["tier"], registry=REGISTRY)
 LAST_TICK = Gauge("genim_last_tick_timestamp", "Unix time of the last completed loop", registry=REGISTRY)
 
 
@@ -55,7 +64,8 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def serve(host: str, port: int, status: Callable[[], dict], stale_after: float) -> ThreadingHTTPServer:
-    """Serves /metrics (Prometheus), /health (200 while the loop is alive) and /status (JSON)."""
+    """Serves /metrics (Prometheus), /health (200 while the loop is alive and no generation is stalled) and
+    /status (JSON)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -63,7 +73,7 @@ def serve(host: str, port: int, status: Callable[[], dict], stale_after: float) 
                 self._reply(200, generate_latest(REGISTRY), "text/plain; version=0.0.4")
             elif self.path in ("/health", "/status"):
                 body = status()
-                healthy = time.time() - body.get("last_tick", 0) < stale_after
+                healthy = time.time() - body.get("last_tick", 0) < stale_after and not body.get("stalled", False)
                 code = 200 if healthy or self.path == "/status" else 503
                 self._reply(code, json.dumps({**body, "healthy": healthy}).encode(), "application/json")
             else:

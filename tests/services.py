@@ -130,6 +130,13 @@ def assert_all_set_once(deployment: Deployment, ipfs, token_ids, state_dir: Path
         assert image.startswith(b"\x89PNG")
 
 
+def _toml_value(value: object) -> str:
+    """A TOML value: JSON's spelling for scalars and lists, an inline table for a table (a tier's `upscale`)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + " }"
+    return json.dumps(value)
+
+
 def write_config(config: OracleConfig, path: Path) -> Path:
     """The config as the TOML file an operator would write."""
     lines, tables = [], []
@@ -137,9 +144,9 @@ def write_config(config: OracleConfig, path: Path) -> Path:
         if name == "tiers":
             for tier, settings in value.items():
                 tables.append(f"[tiers.{tier}]")
-                tables += [f"{key} = {json.dumps(item)}" for key, item in settings.items()]
+                tables += [f"{key} = {_toml_value(item)}" for key, item in settings.items()]
         else:
-            lines.append(f"{name} = {json.dumps(value)}")
+            lines.append(f"{name} = {_toml_value(value)}")
     path.write_text("\n".join(lines + tables) + "\n")
     return path
 

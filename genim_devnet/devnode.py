@@ -1,0 +1,78 @@
+"""`make anvil`, `make ipfs`, `make devnet-stop`: the README's local flow, services in the background.
+
+Each starts on the fixed loopback port the local config uses (anvil 8545, IPFS API 5001, gateway 8080), waits
+until it answers, records its pid under .cache/devnet and returns; `stop` ends what was recorded. A new anvil
+is a new chain, so it also clears the local oracle state kept for the old one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+from genim_devnet.localnet import ROOT, Anvil, IpfsNode, anvil_command, init_repo, wait_until
+
+DEVNET = ROOT / ".cache" / "devnet"
+ANVIL_PORT, IPFS_API_PORT, IPFS_GATEWAY_PORT = 8545, 5001, 8080
+ORACLE_STATE = DEVNET / "oracle-state"  # state_dir of oracle.local.toml
+
+
+def _record(name: str, pid: int) -> None:
+    (DEVNET / f"{name}.pid").write_text(str(pid))
+
+
+def start_anvil() -> str:
+    DEVNET.mkdir(parents=True, exist_ok=True)
+    node = Anvil(f"http://127.0.0.1:{ANVIL_PORT}", None)  # type: ignore[arg-type]
+    if node.answers():
+        raise SystemExit(f"something already answers on {node.url}: stop it first (make devnet-stop)")
+    shutil.rmtree(ORACLE_STATE, ignore_errors=True)
+    process = subprocess.Popen(anvil_command(ANVIL_PORT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    node.process = process
+    wait_until(node.answers, "anvil", 30, process)
+    _record("anvil", process.pid)
+    return f"anvil (OP-stack mode, Ape's test accounts) at {node.url}, pid {process.pid}"
+
+
+def start_ipfs() -> str:
+    repo = DEVNET / "ipfs"
+    if not (repo / "config").exists():
+        repo.mkdir(parents=True, exist_ok=True)
+        init_repo(repo, IPFS_API_PORT, IPFS_GATEWAY_PORT)
+    node = IpfsNode(f"http://127.0.0.1:{IPFS_API_PORT}", f"http://127.0.0.1:{IPFS_GATEWAY_PORT}", repo)
+    if node.answers():
+        raise SystemExit(f"an IPFS node already answers on {node.api_url}: stop it first (make devnet-stop)")
+    node.start(detach=True)
+    assert node.process is not None
+    _record("ipfs", node.process.pid)
+    return f"js-ipfs node (offline) API at {node.api_url}, gateway {node.gateway_url}, pid {node.process.pid}"
+
+
+def stop() -> str:
+    stopped = []
+    for pidfile in sorted(DEVNET.glob("*.pid")):
+        pid = int(pidfile.read_text())
+        try:
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(f"{pidfile.stem} ({pid})")
+        except ProcessLookupError:
+            pass
+        pidfile.unlink()
+    return "stopped " + (", ".join(stopped) or "nothing")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genim_devnet.devnode", description=__doc__)
+    parser.add_argument("service", choices=["anvil", "ipfs", "stop"])
+    args = parser.parse_args(argv)
+    print({"anvil": start_anvil, "ipfs": start_ipfs, "stop": stop}[args.service](), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
