@@ -20,7 +20,7 @@ from oracle.generate import seed_for
 from oracle.journal import Job, JobState
 from oracle.pool import WorkerPool
 from oracle.verify import VerificationError, verify_result
-from oracle.wire import BrokerUnavailable, JobOrder, JobSender, ResultQueue, WorkResult, task_id
+from oracle.wire import BrokerUnavailable, JobOrder, JobSender, ResultQueue, WorkResult, results_queue, task_id
 
 log = logging.getLogger("genim.dispatch")
 RESULTS_PER_PASS = 256
@@ -31,7 +31,7 @@ class Coordinator(Daemon):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fingerprint = fingerprint(self.config.tiers)
         self.jobs = JobSender(self.config.broker_url, self.fingerprint)
-        self.results = ResultQueue(self.config.broker_url)
+        self._results: ResultQueue | None = None  # named after the chain id, known after preflight
         self.pool = WorkerPool(self.fingerprint)
         self._resend_all = True  # after a start or a broker outage the queue may lack what the journal has out
         self._chain_now = 0
@@ -39,11 +39,17 @@ class Coordinator(Daemon):
     def preflight(self, load_models: bool = False) -> None:
         """The daemon's checks without loading any model (the workers do), and the broker's."""
         super().preflight(load_models=False)
+        self._results = ResultQueue(self.config.broker_url, results_queue(self.chain_id, self.chain.address))
         try:
             self.results.check()
         except BrokerUnavailable as exc:
             raise StartupError(str(exc)) from exc
         log.info("coordinating GPU workers", extra={"fingerprint": self.fingerprint, "broker": self._broker()})
+
+    @property
+    def results(self) -> ResultQueue:
+        assert self._results is not None, "preflight() first"
+        return self._results
 
     # the dispatch stage, in place of the daemon's generate stage
 
@@ -84,7 +90,8 @@ class Coordinator(Daemon):
 
     def _send(self, job: Job, attempt: int) -> None:
         order = JobOrder(job.token_id, attempt, job.tier, job.aspect, job.prompt,
-                         seed_for(self.chain_id, self.chain.address, job.token_id), self.fingerprint)  # fmt: skip
+                         seed_for(self.chain_id, self.chain.address, job.token_id), self.fingerprint,
+                         self.results.name)  # fmt: skip
         # The queue's expiry is in wall-clock time; the deadline is in chain time.
         expires_at = time.time() + job.deadline - self._chain_now - self.config.deadline_margin
         self.jobs.send(order, task_id(self.chain_id, self.chain.address, order), expires_at)
@@ -123,21 +130,26 @@ class Coordinator(Daemon):
             log.info("worker %s joined", result.worker, extra={"fingerprint": result.fingerprint})
             return
         job = self.journal.job(result.token_id)
-        if job is None or job.state is not JobState.DISPATCHED:
-            observe.RESULTS_DROPPED.labels(reason="duplicate").inc()
-            log.info("duplicate result dropped", extra={"token_id": result.token_id, "worker": result.worker,
-                                                        "state": job.state.value if job else None})  # fmt: skip
-            return
-        if job.deadline - self._chain_now <= self.config.deadline_margin:
-            observe.RESULTS_DROPPED.labels(reason="expired").inc()
+        if (
+            job is not None
+            and job.state is JobState.DISPATCHED
+            and job.deadline - self._chain_now <= self.config.deadline_margin
+        ):
             self._advance(job.token_id, JobState.SKIPPED, note=f"result from {result.worker} after the job expired")
+            job = self.journal.job(result.token_id)
+        if job is None or job.state is not JobState.DISPATCHED:
+            # First verified result wins; a late one finds its job skipped (deadline margin passed).
+            reason = "expired" if job is not None and job.state is JobState.SKIPPED else "duplicate"
+            observe.RESULTS_DROPPED.labels(reason=reason).inc()
+            log.info("result dropped (%s)", reason, extra={"token_id": result.token_id, "worker": result.worker,
+                                                           "state": job.state.value if job else None})  # fmt: skip
             return
         if result.kind == "failure":
             self.pool.failed(result.worker)
             self._retry(job, f"worker {result.worker} failed: {result.error}")
             return
         try:
-            metadata = verify_result(self.ipfs, result, self.generator.size(job.tier, job.aspect))
+            metadata = verify_result(self.ipfs, result, job.prompt, self.generator.size(job.tier, job.aspect))
         except VerificationError as exc:
             self.pool.failed(result.worker)
             self._retry(job, f"result from worker {result.worker} refused: {exc}")

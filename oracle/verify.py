@@ -16,7 +16,7 @@ class VerificationError(RuntimeError):
     """The result does not hold up; the job is dispatched again."""
 
 
-def verify_result(ipfs: IpfsClient, result: WorkResult, size: tuple[int, int]) -> bytes:
+def verify_result(ipfs: IpfsClient, result: WorkResult, prompt: str, size: tuple[int, int]) -> bytes:
     """Returns the metadata bytes; raises VerificationError, or IpfsError if the IPFS node itself is down."""
     metadata = _fetch(ipfs, result.metadata_cid, "metadata")
     if hashlib.sha256(metadata).hexdigest() != result.digest:
@@ -25,11 +25,13 @@ def verify_result(ipfs: IpfsClient, result: WorkResult, size: tuple[int, int]) -
         raise VerificationError(f"metadata is not the single raw block {result.metadata_cid}")
     try:
         document = json.loads(metadata)
-        named, image = document["name"], document["image"]
+        named, image, described = document["name"], document["image"], document["description"]
     except (ValueError, KeyError, TypeError) as exc:
         raise VerificationError(f"metadata {result.metadata_cid} is not token metadata: {exc}") from exc
     if named != f"GenImNFT #{result.token_id}" or image != f"ipfs://{result.image_cid}":
         raise VerificationError(f"metadata {result.metadata_cid} names {named!r} and {image!r}")
+    if described != prompt:
+        raise VerificationError(f"metadata {result.metadata_cid} describes another prompt")
     png = _fetch(ipfs, result.image_cid, "image")
     try:
         produced = png_size(png)

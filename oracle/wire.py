@@ -2,9 +2,10 @@
 
 Jobs go out as Celery tasks on a queue named by the model fingerprint (a worker with other settings listens
 elsewhere and never takes them): late acks, requeued if the worker is lost, prefetch 1, publisher confirms, a
-stable task id per job attempt, an expiry before the request's deadline. Results come back on one durable
-queue that workers publish to with confirms and the coordinator takes one by one, acknowledging each only
-after the journal has it, so a coordinator killed with kill -9 loses none.
+stable task id per job attempt, an expiry before the request's deadline. Results come back on the durable
+queue of the coordinator's contract (named in each job), which workers publish to with confirms and the
+coordinator takes one by one, acknowledging each only after the journal has it, so a coordinator killed with
+kill -9 loses none. A starting worker announces itself on a fanout exchange bound to every results queue.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from kombu.exceptions import KombuError
 
 log = logging.getLogger("genim.wire")
 TASK = "genim.generate"
-RESULTS = "genim.results"
+HELLO = kombu.Exchange("genim.hello", type="fanout", durable=True)
 BROKER_ERRORS = (KombuError, AMQPError, OSError)
 
 
@@ -34,6 +35,10 @@ class BrokerUnavailable(ConnectionError):
 
 def jobs_queue(fingerprint: str) -> str:
     return f"genim.jobs.{fingerprint}"
+
+
+def results_queue(chain_id: int, contract: str) -> str:
+    return f"genim.results.{chain_id}.{contract.lower()}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class JobOrder:
     prompt: str
     seed: int
     fingerprint: str
+    reply_to: str  # the coordinator's results queue
 
 
 @dataclass(frozen=True)
@@ -107,27 +113,32 @@ class JobSender:
 
 
 class ResultQueue:
-    """The durable results queue; one connection, re-opened after a broker outage."""
+    """A coordinator's durable results queue (`name`), or a worker's way to any of them (no name); one
+    connection, re-opened after a broker outage."""
 
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, name: str | None = None) -> None:
         self._url = broker_url
+        self.name = name or ""
         self._connection: kombu.Connection | None = None
-        self._queue = kombu.Queue(RESULTS, durable=True)
+        self._queue = kombu.Queue(name, exchange=HELLO, durable=True) if name else None
 
     def _open(self) -> kombu.Connection:
         if self._connection is None:
             connection = kombu.Connection(self._url, transport_options={"confirm_publish": True}, connect_timeout=5)
             connection.ensure_connection(max_retries=1)
-            self._queue(connection.default_channel).declare()
+            if self._queue is not None:
+                self._queue(connection.default_channel).declare()
             self._connection = connection
         return self._connection
 
-    def publish(self, result: WorkResult) -> None:
-        """A worker's publish: persistent, confirmed, retried until the broker takes it."""
+    def publish(self, result: WorkResult, queue: str | None = None) -> None:
+        """A worker's publish, to one results queue or (no queue) to all: persistent, confirmed, retried until
+        the broker takes it."""
+        target = {"routing_key": queue} if queue else {"exchange": HELLO, "routing_key": "", "declare": [HELLO]}
         while True:
             try:
                 producer = self._open().Producer(serializer="json")
-                producer.publish(asdict(result), routing_key=RESULTS, delivery_mode=2, declare=[self._queue])
+                producer.publish(asdict(result), delivery_mode=2, **target)
                 return
             except BROKER_ERRORS as exc:
                 log.warning("broker: cannot publish the result of token %d, retrying: %s", result.token_id, exc)
@@ -138,6 +149,7 @@ class ResultQueue:
         """The coordinator's take: up to `limit` results, each to be acked (or requeued) by the caller."""
         try:
             channel = self._open().default_channel
+            assert self._queue is not None, "only a coordinator takes results"
             for _ in range(limit):
                 message = self._queue(channel).get(no_ack=False)
                 if message is None:

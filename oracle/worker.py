@@ -53,7 +53,7 @@ class Worker:
             log.warning("job failed: %s", exc, extra={"token_id": order.token_id})
             result = WorkResult("failure", self.name, self.fingerprint, order.token_id, order.attempt,
                                 error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)  # fmt: skip
-        self.results.publish(result)
+        self.results.publish(result, order.reply_to)
         log.info("job %s", result.kind, extra={"token_id": order.token_id, "seconds": time.monotonic() - started})
 
     def _produce(self, order: JobOrder) -> WorkResult:
@@ -88,6 +88,7 @@ def run_worker(config: WorkerConfig, generator: ImageGenerator, name: str, logle
         worker.run(JobOrder(**order))
 
     worker.announce()
+    logging.getLogger("genim").setLevel(logging.INFO)  # Celery sets the root logger to `loglevel`, for its own lines
     app.worker_main(["worker", "-P", "solo", "--concurrency", "1", "--prefetch-multiplier", "1",
                      "-Q", jobs_queue(worker.fingerprint), "-n", name, "--without-gossip", "--without-mingle",
                      "--without-heartbeat", "-l", loglevel])  # fmt: skip
