@@ -7,6 +7,8 @@ TOOLS := $(ROOT)/.cache/bin
 SOLC_VERSION := 0.8.28
 # Debian's headless-capable Chromium for the pay-page test (Playwright drives it; it downloads no browser).
 CHROMIUM := /usr/bin/chromium
+# Debian's RabbitMQ, the broker of the GPU worker pool; the tests start their own throwaway node on loopback.
+RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export PATH := $(TOOLS):$(VENV)/bin:$(PATH)
@@ -20,16 +22,17 @@ MODEL ?=
 TIER ?= 0
 ASPECT ?= 1:1
 
-.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas clean
+.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas bench-scale clean
 
 help:
 	@echo "make demo       local chain + deploy + mint, end to end (sets itself up)"
 	@echo "make demo-mcp   an MCP client buys one image through genim-mcp in local mode (pays from a test key)"
 	@echo "make test       every test: forge unit/fuzz/invariant, Ape on two chains, slither, ruff"
 	@echo "make bench-gas  gas per operation next to GenImNFTv4"
+	@echo "make bench-scale images/s with 1..16 GPU workers (generator double) on Celery + RabbitMQ"
 	@echo "make setup      install the toolchain (idempotent)"
 
-setup: node_modules/.installed $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM)
+setup: node_modules/.installed $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM) $(RABBITMQ)
 
 node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -47,6 +50,14 @@ $(CHROMIUM):
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium
 	@$(CHROMIUM) --version
+
+$(RABBITMQ):
+	@echo "== installing Debian's rabbitmq-server for the GPU worker pool tests (apt-get, a few minutes)"
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y rabbitmq-server
+	@# Debian starts a system-wide node; the project never uses it (tests run their own on free ports).
+	-$(SUDO) systemctl disable --now rabbitmq-server 2>/dev/null || true
+	@dpkg-query -W rabbitmq-server
 
 # One compiler for everyone: forge (foundry.toml), Ape (py-solc-x's installed-binary name) and slither (PATH).
 $(TOOLS)/.linked: node_modules/.installed
@@ -75,6 +86,9 @@ demo-mcp: setup
 
 bench-gas: setup
 	python bench/gas.py
+
+bench-scale: setup
+	python bench/scale.py
 
 clean:
 	rm -rf out cache .build contracts/.cache

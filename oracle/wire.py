@@ -131,14 +131,14 @@ class ResultQueue:
             self._connection = connection
         return self._connection
 
-    def publish(self, result: WorkResult, queue: str | None = None) -> None:
+    def publish(self, result: WorkResult, queue: str | None = None, ttl: float | None = None) -> None:
         """A worker's publish, to one results queue or (no queue) to all: persistent, confirmed, retried until
         the broker takes it."""
         target = {"routing_key": queue} if queue else {"exchange": HELLO, "routing_key": "", "declare": [HELLO]}
         while True:
             try:
                 producer = self._open().Producer(serializer="json")
-                producer.publish(asdict(result), delivery_mode=2, **target)
+                producer.publish(asdict(result), delivery_mode=2, expiration=ttl, **target)
                 return
             except BROKER_ERRORS as exc:
                 log.warning("broker: cannot publish the result of token %d, retrying: %s", result.token_id, exc)

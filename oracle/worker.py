@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import threading
 import time
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from oracle.generate import Generated
 from oracle.wire import TASK, JobOrder, ResultQueue, WorkResult, celery_app, jobs_queue
 
 log = logging.getLogger("genim.worker")
+ANNOUNCE_EVERY = 30.0
 
 
 class ImageGenerator(Protocol):
@@ -39,9 +41,21 @@ class Worker:
         self.ipfs = IpfsClient(config.ipfs_api, config.ipfs_timeout)
         self.results = ResultQueue(config.broker_url)
 
-    def announce(self) -> None:
-        self.results.publish(WorkResult("hello", self.name, self.fingerprint))
+    def announce(self, via: ResultQueue | None = None) -> None:
+        (via or self.results).publish(WorkResult("hello", self.name, self.fingerprint), ttl=ANNOUNCE_EVERY * 2)
         log.info("announced", extra={"worker": self.name, "fingerprint": self.fingerprint})
+
+    def keep_announcing(self) -> None:
+        """Again every ANNOUNCE_EVERY seconds, on its own connection, for coordinators started later; a worker
+        whose fingerprint differs gets no job, so this is how it is seen (and refused) at all."""
+        connection = ResultQueue(self.config.broker_url)  # kombu connections are not shared between threads
+
+        def loop() -> None:
+            while True:
+                time.sleep(ANNOUNCE_EVERY)
+                self.announce(connection)
+
+        threading.Thread(target=loop, name="genim-announce", daemon=True).start()
 
     def run(self, order: JobOrder) -> None:
         """One job attempt; every outcome, failure included, goes back as a message."""
@@ -88,6 +102,7 @@ def run_worker(config: WorkerConfig, generator: ImageGenerator, name: str, logle
         worker.run(JobOrder(**order))
 
     worker.announce()
+    worker.keep_announcing()
     logging.getLogger("genim").setLevel(logging.INFO)  # Celery sets the root logger to `loglevel`, for its own lines
     app.worker_main(["worker", "-P", "solo", "--concurrency", "1", "--prefetch-multiplier", "1",
                      "-Q", jobs_queue(worker.fingerprint), "-n", name, "--without-gossip", "--without-mingle",

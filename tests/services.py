@@ -153,6 +153,19 @@ def start_daemon(config_path: Path, **env: str) -> subprocess.Popen:
                             cwd=ROOT)  # fmt: skip
 
 
+def start_worker(config_path: Path, name: str, hold: float | None = None, **env: str) -> subprocess.Popen:
+    """A GPU worker process (`genim-oracle worker`): the tiny model (hold None) or HoldingGeneratorDouble, logging
+    next to the config as <name>.log."""
+    if hold is None:
+        command = ["-m", "oracle.cli", "worker", "--config", str(config_path), "--device", "cpu", "--name", name]
+    else:
+        command = ["-m", "genim_devnet.generator_double", "--config", str(config_path), "--hold", str(hold),
+                   "--name", name]  # fmt: skip
+    log = config_path.with_name(f"{name}.log").open("ab")
+    return subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=log, stderr=log,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", **env})  # fmt: skip
+
+
 def confirmed_count(state_dir: Path) -> int:
     journal = Journal(state_dir)
     try:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,10 +20,10 @@ import pytest
 
 from genim_devnet.broker import available, rabbitmq
 from oracle.config import fingerprint
-from oracle.journal import JobState, Journal
-from oracle.wire import HELLO, WorkResult, jobs_queue, results_queue
+from oracle.journal import Journal
+from oracle.wire import WorkResult, jobs_queue, results_queue
 from tests.faults.test_faults import mint_batch, oracle_tx_counts, settle_report, stop
-from tests.services import ROOT, confirmed_count, oracle_config, start_daemon, wait_for, write_config
+from tests.services import confirmed_count, oracle_config, start_daemon, start_worker, wait_for, write_config
 
 pytestmark = pytest.mark.skipif(not available(), reason="rabbitmq-server is not installed (make setup)")
 TIMEOUT = 3600  # the contract's default request timeout
@@ -43,22 +41,18 @@ def pool_config(deployment, ipfs, model, tmp_path: Path, broker, **overrides) ->
     return write_config(config, tmp_path / "oracle.toml")
 
 
-def start_worker(config_path: Path, name: str, hold: float | None = None) -> subprocess.Popen:
-    """A worker process: the tiny model (hold None) or the holding double, logging next to the config."""
-    if hold is None:
-        command = ["-m", "oracle.cli", "worker", "--config", str(config_path), "--device", "cpu", "--name", name]
-    else:
-        command = ["-m", "genim_devnet.generator_double", "--config", str(config_path), "--hold", str(hold),
-                   "--name", name]  # fmt: skip
-    log = config_path.with_name(f"{name}.log").open("ab")
-    return subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=log, stderr=log,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
-
-
 def log_entries(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def logged(log_path: Path, message: str, timeout: float = 60) -> bool:
+    return wait_for(lambda: any(e.get("msg") == message for e in log_entries(log_path)), timeout)
+
+
+def coordinator_ready(config_path: Path) -> None:
+    assert logged(config_path.with_suffix(".log"), "coordinating GPU workers"), "the coordinator did not start"
 
 
 def generating(log_path: Path) -> list[int]:
@@ -179,7 +173,9 @@ def test_coordinator_killed_with_8_jobs_out(deployment, ipfs, tiny_model, tmp_pa
         with processes(start_daemon(config_path)):
             assert wait_for(lambda: confirmed_count(state) == 8, timeout=90)
             recovery = time.monotonic() - restarted
-    dropped = [e for e in log_entries(config_path.with_suffix(".log")) if str(e.get("msg", "")).startswith("result dropped")]
+    dropped = [
+        e for e in log_entries(config_path.with_suffix(".log")) if str(e.get("msg", "")).startswith("result dropped")
+    ]
     outcome = settle_report(deployment, ipfs, token_ids, None)
     purge(broker, deployment, config_path)
     reliability.append(row("coordinator kill -9, 8 jobs out", "SIGKILL to the coordinator, restart; 2 workers", 8,
@@ -197,7 +193,9 @@ def test_worker_with_another_model_is_refused(deployment, ipfs, tiny_model, tmp_
     def refusals() -> list[dict]:
         return [e for e in log_entries(coordinator_log) if "refused" in str(e.get("msg", ""))]
 
-    with processes(start_daemon(config_path), start_worker(other_path, "stale")) as running:
+    with processes(start_daemon(config_path)) as running:
+        coordinator_ready(config_path)  # the stale worker's first announcement must find the results queue
+        running.append(start_worker(other_path, "stale", hold=0.1))
         token_ids = mint_batch(deployment, 3, "other model")
         assert wait_for(lambda: refusals(), timeout=90), "the coordinator did not refuse the stale worker"
         assert wait_for(lambda: journal_counts(state).get("dispatched", 0) == 3, timeout=30)
@@ -215,8 +213,9 @@ def test_worker_with_another_model_is_refused(deployment, ipfs, tiny_model, tmp_
     outcome = settle_report(deployment, ipfs, token_ids, None)
     assert "stale" in refusals()[0]["msg"]
     purge(broker, deployment, config_path)
-    reliability.append(row("worker with another model", "tiny model with steps=2: refused, then a matching worker",
-                           3, outcome, recovery, note="stale worker got no job; a forged result was refused"))  # fmt: skip
+    note = "stale worker got no job; a forged result was refused"
+    reliability.append(row("worker with another model", "steps=2 worker refused, then a tiny-model worker",
+                           3, outcome, recovery, note=note))  # fmt: skip
 
 
 def test_every_worker_gone_past_the_margin_leaves_requests_refundable(
@@ -226,12 +225,13 @@ def test_every_worker_gone_past_the_margin_leaves_requests_refundable(
     config_path = pool_config(deployment, ipfs, tiny_model, tmp_path, broker, deadline_margin=TIMEOUT - 6)
     state = tmp_path / "state"
     with mining(devchain), processes(start_daemon(config_path)) as running:
+        coordinator_ready(config_path)
         started = time.monotonic()
         token_ids = mint_batch(deployment, 2, "nobody home")
         assert wait_for(lambda: journal_counts(state).get("skipped", 0) == 2, timeout=60)
         settled = time.monotonic() - started
         running.append(start_worker(config_path, "late", hold=0.2))
-        assert wait_for(lambda: any(e.get("msg") == "announced" for e in log_entries(tmp_path / "late.log")), 30)
+        assert logged(tmp_path / "late.log", "announced")
         time.sleep(3)
         assert generating(tmp_path / "late.log") == [], "expired jobs must be discarded by the worker"
     per_token, reverted = oracle_tx_counts(deployment)
@@ -239,25 +239,28 @@ def test_every_worker_gone_past_the_margin_leaves_requests_refundable(
     outcome = settle_report(deployment, ipfs, token_ids, None, pending=tuple(token_ids))
     refund_all(deployment, devchain, token_ids)
     purge(broker, deployment, config_path)
+    note = "requests left Pending, refunded; expired jobs discarded"
     reliability.append(row("every worker gone past the margin", "no worker for longer than the request's margin",
-                           2, outcome, settled, note="requests left Pending, refunded; expired jobs discarded"))  # fmt: skip
+                           2, outcome, settled, note=note))  # fmt: skip
 
 
 def test_result_after_its_job_expired_is_dropped(deployment, devchain, ipfs, tiny_model, tmp_path, broker, reliability):
     config_path = pool_config(deployment, ipfs, tiny_model, tmp_path, broker, deadline_margin=TIMEOUT - 4)
     state = tmp_path / "state"
-    with processes(start_worker(config_path, "slow", hold=7.0)), mining(devchain):
-        with processes(start_daemon(config_path)):
-            started = time.monotonic()
-            token_ids = mint_batch(deployment, 1, "too slow")
-            assert wait_for(lambda: journal_counts(state).get("skipped", 0) == 1, timeout=60)
+    with processes(start_worker(config_path, "slow", hold=7.0)), mining(devchain), processes(start_daemon(config_path)):
+        coordinator_ready(config_path)
+        assert logged(tmp_path / "slow.log", "announced")
+        started = time.monotonic()
+        token_ids = mint_batch(deployment, 1, "too slow")
+        assert wait_for(lambda: journal_counts(state).get("skipped", 0) == 1, timeout=60)
+        assert "while out with the workers" in (Journal(state).job(token_ids[0]).note or "")
 
-            def dropped() -> list[dict]:
-                entries = log_entries(config_path.with_suffix(".log"))
-                return [e for e in entries if e.get("msg") == "result dropped (expired)"]
+        def dropped() -> list[dict]:
+            entries = log_entries(config_path.with_suffix(".log"))
+            return [e for e in entries if e.get("msg") == "result dropped (expired)"]
 
-            assert wait_for(lambda: dropped(), timeout=30), "the late result never reached the coordinator"
-            settled = time.monotonic() - started
+        assert wait_for(lambda: dropped(), timeout=30), "the late result never reached the coordinator"
+        settled = time.monotonic() - started
     assert generating(tmp_path / "slow.log") == token_ids
     outcome = settle_report(deployment, ipfs, token_ids, None, pending=tuple(token_ids))
     refund_all(deployment, devchain, token_ids)
@@ -274,6 +277,3 @@ def refund_all(deployment, devchain, token_ids) -> None:
     for token_id in token_ids:
         deployment.send(account_key(2), deployment.nft.functions.refund(token_id))
         assert deployment.nft.functions.request(token_id).call()[0] == 3, f"token {token_id} should be refunded"
-
-
-__all__ = ["HELLO", "JobState"]
