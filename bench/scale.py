@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from harness import ROOT, Minter, local_stack, oracle_config, start_daemon, write_config
@@ -99,6 +100,20 @@ def one_run(stack, broker, workers: int, requests: int, hold: float | None, work
     }
 
 
+def ipfs_rates(api_url: str, count: int = 200) -> dict:
+    """One client, one at a time: adds (pinned) and cats per second of small blobs on the local node."""
+    from genimnft.ipfs import IpfsClient
+
+    client = IpfsClient(api_url)
+    started = time.monotonic()
+    cids = [client.add(os.urandom(1024), "probe.bin") for _ in range(count)]
+    added = time.monotonic()
+    for cid in cids:
+        client.cat(cid)
+    done = time.monotonic()
+    return {"adds_per_s": round(count / (added - started), 1), "cats_per_s": round(count / (done - added), 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", default="1,2,4,8,16")
@@ -112,6 +127,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="genim-scale-"))
     rows, tiny = [], []
     with local_stack(block_time=2.0) as stack, rabbitmq() as broker:
+        ipfs = ipfs_rates(stack.ipfs.api_url)
+        print(json.dumps({"ipfs": ipfs}), flush=True)
         for n in counts:
             requests = min(args.requests, args.per_worker * n) if args.per_worker else args.requests
             rows.append(one_run(stack, broker, n, requests, args.hold, work))
@@ -124,6 +141,7 @@ def main() -> None:
         "images_per_s": {str(r["workers"]): r["images_per_s"] for r in rows},
         "efficiency": {str(r["workers"]): round(r["images_per_s"] / (r["workers"] * one), 3) for r in rows},
         "hold_s": args.hold,
+        "ipfs": ipfs,
         "runs": rows,
         "tiny_model": tiny,
     }
