@@ -10,7 +10,8 @@ the first dispatch to the last verified result. Settle time: first dispatch to t
 on-chain. Ideal for N workers is N / hold; efficiency = images/s / (N x one worker's images/s). Each run
 mints min(--requests, --per-worker x N) requests before the coordinator starts, so that a full run stays
 near 15 minutes here (--per-worker 0: --requests for every N). Coordinator CPU per image comes from
-/proc; broker messages per image are the jobs the coordinator sent plus the results and announcements it
+/proc, from its start-up done to the last image confirmed (its idle polling included); broker messages
+per image are the jobs the coordinator sent plus the results and announcements it
 took. `--tiny` adds 1 vs 2 workers running the real tiny diffusers model on the CPU.
 
     python bench/scale.py [--workers 1,2,4,8,16] [--hold 3.0] [--requests 500] [--per-worker 32] [--tiny 40]
@@ -40,6 +41,10 @@ def log_entries(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")] if path.exists() else []
 
 
+def has_line(path: Path, message: str) -> bool:
+    return any(e.get("msg") == message for e in log_entries(path))
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -66,16 +71,18 @@ def one_run(stack, broker, workers: int, requests: int, hold: float | None, work
     pool = [start_worker(config_path, f"w{i}", hold, **env) for i in range(workers)]
     coordinator = None
     try:
-        announced = lambda: sum(any(e.get("msg") == "announced" for e in log_entries(run / f"w{i}.log"))  # noqa: E731
-                                for i in range(workers))  # fmt: skip
+        announced = lambda: sum(has_line(run / f"w{i}.log", "announced") for i in range(workers))  # noqa: E731
         assert wait_for(lambda: announced() == workers, timeout=300), "workers did not start"
         minter = Minter(stack.deployment, 20)
         for _ in range(0, requests, 100):
             minter.burst(min(100, requests - len(minter.sent)))
         minter.token_ids()
         coordinator = start_daemon(config_path)
+        ready = lambda: has_line(config_path.with_suffix(".log"), "coordinating GPU workers")  # noqa: E731
+        assert wait_for(ready, timeout=300, interval=0.05), "the coordinator did not start"
+        cpu_at_start = cpu_seconds(coordinator.pid)  # imports and preflight are not per-image work
         assert wait_for(lambda: confirmed(run / "state") == requests, timeout=3600, interval=0.5)
-        cpu = cpu_seconds(coordinator.pid)
+        cpu = cpu_seconds(coordinator.pid) - cpu_at_start
     finally:
         for process in [*pool, *([coordinator] if coordinator else [])]:
             process.send_signal(signal.SIGTERM)
