@@ -7,6 +7,8 @@ TOOLS := $(ROOT)/.cache/bin
 SOLC_VERSION := 0.8.28
 # Debian's headless-capable Chromium for the pay-page test (Playwright drives it; it downloads no browser).
 CHROMIUM := /usr/bin/chromium
+# Debian's RabbitMQ, the broker of the GPU worker pool; the tests start their own throwaway node on loopback.
+RABBITMQ := /usr/lib/rabbitmq/bin/rabbitmq-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export PATH := $(TOOLS):$(VENV)/bin:$(PATH)
@@ -20,20 +22,21 @@ MODEL ?=
 TIER ?= 0
 ASPECT ?= 1:1
 
-.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas clean anvil ipfs tiny-model devnet-stop
+.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas bench-scale clean anvil ipfs tiny-model devnet-stop
 
 help:
 	@echo "make demo       local chain + deploy + mint, end to end (sets itself up)"
 	@echo "make demo-mcp   an MCP client buys one image through genim-mcp in local mode (pays from a test key)"
 	@echo "make test       every test: forge unit/fuzz/invariant, Ape on two chains, slither, ruff"
 	@echo "make bench-gas  gas per operation next to GenImNFTv4"
+	@echo "make bench-scale images/s with 1..16 GPU workers (generator double) on Celery + RabbitMQ"
 	@echo "make setup      install the toolchain (idempotent)"
 	@echo "make anvil      a local OP-stack chain on 127.0.0.1:8545, in the background (README: local flow)"
 	@echo "make ipfs       a local js-ipfs node, API on 127.0.0.1:5001, in the background"
 	@echo "make tiny-model the tiny random-weight model in .cache/tiny-sd (images are noise)"
 	@echo "make devnet-stop  stop what make anvil / make ipfs started"
 
-setup: node_modules/.installed $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM)
+setup: node_modules/.installed $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM) $(RABBITMQ)
 
 node_modules/.installed: package.json
 	@echo "== npm install: Foundry binaries, solc, Solady, OpenZeppelin, js-ipfs (a few minutes on a first run)"
@@ -53,6 +56,14 @@ $(CHROMIUM):
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium
 	@$(CHROMIUM) --version
+
+$(RABBITMQ):
+	@echo "== installing Debian's rabbitmq-server for the GPU worker pool tests (apt-get, a few minutes)"
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y rabbitmq-server
+	@# Debian starts a system-wide node; the project never uses it (tests run their own on free ports).
+	-$(SUDO) systemctl disable --now rabbitmq-server 2>/dev/null || true
+	@dpkg-query -W rabbitmq-server
 
 # One compiler for everyone: forge (foundry.toml), Ape (py-solc-x's installed-binary name) and slither (PATH).
 $(TOOLS)/.linked: node_modules/.installed
@@ -90,6 +101,9 @@ tiny-model: setup
 
 bench-gas: setup
 	python bench/gas.py
+
+bench-scale: setup
+	python bench/scale.py
 
 clean:
 	rm -rf out cache .build contracts/.cache

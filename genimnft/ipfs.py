@@ -60,9 +60,10 @@ class IpfsClient:
     def version(self) -> str:
         return self._post("/version").json()["Version"]
 
-    def add(self, data: bytes, filename: str) -> str:
-        """Adds and pins `data`; returns its CID."""
-        reply = self._post("/add", params=ADD_PARAMS, files={"file": (filename, data)})
+    def add(self, data: bytes, filename: str, only_hash: bool = False) -> str:
+        """Adds and pins `data`; returns its CID. With `only_hash`, stores nothing: the CID `data` would have."""
+        params = {**ADD_PARAMS, "only-hash": "true", "pin": "false"} if only_hash else ADD_PARAMS
+        reply = self._post("/add", params=params, files={"file": (filename, data)})
         return reply.json()["Hash"]
 
     def cat(self, cid: str, timeout_s: int = 10) -> bytes:

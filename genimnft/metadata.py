@@ -35,6 +35,7 @@ class ImageFacts:
     seed: int
     generated_at: int
     image_cid: str
+    upscaler: str | None = None  # the upscale stage's model, when the tier has one
 
 
 def metadata_bytes(facts: ImageFacts) -> bytes:
@@ -48,6 +49,7 @@ def metadata_bytes(facts: ImageFacts) -> bytes:
             {"trait_type": "Tier", "value": TIER_NAMES[facts.tier]},
             {"trait_type": "Resolution", "value": f"{facts.width}x{facts.height}"},
             {"trait_type": "Aspect ratio", "value": Aspect(facts.aspect).label},
+            *([{"trait_type": "Upscaler", "value": facts.upscaler}] if facts.upscaler else []),
             {"trait_type": "Steps", "value": facts.steps},
             {"trait_type": "Guidance", "value": facts.guidance},
             {"trait_type": "Seed", "value": str(facts.seed)},

@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--model", help="diffusers repo id in the local cache, or a directory")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--config", type=Path)
+    worker = sub.add_parser("worker", help='a GPU worker for a coordinator with workers = "celery" (no key, no RPC)')
+    worker.add_argument("--config", type=Path, help="TOML file: broker_url, ipfs_api, tiers (others are ignored)")
+    worker.add_argument("--device", help="e.g. cuda:1 (default: the config's device)")
+    worker.add_argument("--name", help="worker name (default: genim-<device>@<host>)")
     return parser
 
 
@@ -43,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging()
     try:
-        return {"run": _run, "status": _status, "withdraw": _withdraw, "generate": _generate}[args.command](args)
+        commands = {"run": _run, "status": _status, "withdraw": _withdraw, "generate": _generate, "worker": _worker}
+        return commands[args.command](args)
     except (ConfigError, AlreadyRunning) as exc:
         print(f"genim-oracle: {exc}", file=sys.stderr)
         return 2
@@ -124,6 +129,12 @@ def _components(config: OracleConfig, journal: Journal):  # noqa: ANN202 - retur
     chain, account = _chain_and_account(config, config.rpc_timeout)
     sender = Sender(chain, journal, account)
     try:
+        if config.workers == "celery":
+            from oracle.dispatch import Coordinator
+
+            # The workers load the models; the coordinator's generator only sizes images (it never loads torch).
+            return Coordinator(config, chain, journal, IpfsClient(config.ipfs_api, config.ipfs_timeout),
+                               Generator(config.tiers, "cpu"), sender)  # fmt: skip
         return Daemon(config, chain, journal, IpfsClient(config.ipfs_api, config.ipfs_timeout),
                       Generator(config.tiers, config.device), sender)  # fmt: skip
     except OSError as exc:
@@ -229,6 +240,21 @@ def _generate(args: argparse.Namespace) -> int:
     [image] = generator.generate(args.tier, [args.prompt], [args.seed])
     args.out.write_bytes(image.png)
     print(f"wrote {args.out} ({len(image.png)} bytes) in {time.monotonic() - loaded:.2f} s", file=sys.stderr)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from oracle.config import WorkerConfig
+    from oracle.generate import Generator, ModelLoadError
+    from oracle.worker import default_name, run_worker
+
+    config = load_config(args.config, model=WorkerConfig)
+    device = args.device or config.device
+    generator = Generator(config.tiers, device)
+    try:
+        run_worker(config, generator, args.name or default_name(generator.device))
+    except ModelLoadError as exc:
+        raise _Fatal(str(exc)) from exc
     return 0
 
 

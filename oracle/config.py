@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -108,6 +109,12 @@ class OracleConfig(BaseModel):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, description="0 disables the metrics and health server")
     tiers: dict[int, TierSettings] = Field(default_factory=default_tiers)
+    # Generation in this process ("local"), or on GPU workers reached through a RabbitMQ broker ("celery").
+    workers: Literal["local", "celery"] = "local"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    dispatch_timeout: float = Field(900.0, gt=0, description="seconds a dispatched job may go unanswered")
+    max_dispatch_attempts: int = Field(3, ge=1, description="after this many, a request is left refundable")
+    max_jobs_out: int = Field(64, ge=1, description="jobs dispatched and not yet answered, at most")
 
     @model_validator(mode="after")
     def _contract_known(self) -> OracleConfig:
@@ -150,7 +157,37 @@ class OracleConfig(BaseModel):
         return 0
 
 
-def load_config(path: Path | None, overrides: dict[str, object] | None = None) -> OracleConfig:
+class WorkerConfig(BaseModel):
+    """What a GPU worker reads from the same TOML file: no key, no RPC, no contract (other keys are ignored)."""
+
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    ipfs_api: str = "http://127.0.0.1:5001"
+    ipfs_timeout: float = Field(30.0, gt=0)
+    device: str = "auto"
+    tiers: dict[int, TierSettings] = Field(default_factory=default_tiers)
+
+
+Config = TypeVar("Config", OracleConfig, WorkerConfig)
+
+
+def fingerprint(tiers: dict[int, TierSettings]) -> str:
+    """What must match between the coordinator and a worker for their images to be interchangeable: each tier's
+    settings, with a model directory named by its name and the names and sizes of its files, not its path."""
+    described = {}
+    for tier, settings in sorted(tiers.items()):
+        entry = settings.model_dump(mode="json")
+        model = Path(settings.model)
+        if model.is_dir():
+            files = sorted(f for f in model.rglob("*") if f.is_file())
+            sizes = [[str(f.relative_to(model)), f.stat().st_size] for f in files]
+            entry["model"] = {"name": model.name, "files": sizes}
+        described[str(tier)] = entry
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config(
+    path: Path | None, overrides: dict[str, object] | None = None, model: type[Config] = OracleConfig
+) -> Config:
     """Reads the TOML file, then GENIM_<FIELD> environment variables, then explicit overrides."""
     data: dict[str, object] = {}
     if path is not None:
@@ -160,13 +197,13 @@ def load_config(path: Path | None, overrides: dict[str, object] | None = None) -
             raise ConfigError(f"config file {path} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: {exc}") from exc
-    for name in OracleConfig.model_fields:
+    for name in model.model_fields:
         value = os.environ.get(f"GENIM_{name.upper()}")
         if value is not None and name != "tiers":
             data[name] = value
     data.update(overrides or {})
     try:
-        return OracleConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(problems) from exc

@@ -21,9 +21,10 @@ from web3.exceptions import Web3Exception
 
 from genimnft.contract import Chain
 from genimnft.ipfs import IpfsClient, IpfsError, IpfsMismatch, canonical_cid, same_cid
-from genimnft.metadata import ImageFacts, metadata_bytes, png_size, raw_cid
+from genimnft.metadata import ImageFacts, metadata_bytes, raw_cid
 from oracle import observe
 from oracle.config import OracleConfig
+from oracle.facts import image_facts
 from oracle.faults import crash_point
 from oracle.generate import Generated, GenerationError, Generator, seed_for
 from oracle.journal import FINAL_STATES, Job, JobState, Journal, JournalMismatch
@@ -299,7 +300,7 @@ class Daemon:
     def _upstream_busy(self) -> bool:
         counts = self.journal.counts()
         return self._generation is not None or any(
-            counts[s] for s in (JobState.SEEN, JobState.GENERATED, JobState.IMAGE_PINNED)
+            counts[s] for s in (JobState.SEEN, JobState.DISPATCHED, JobState.GENERATED, JobState.IMAGE_PINNED)
         )
 
     def _advance(self, token_id: int, state: JobState, **fields: object) -> None:
@@ -338,23 +339,12 @@ class Daemon:
         return self.images_dir / f"{token_id}.png"
 
     def facts(self, job: Job) -> ImageFacts:
-        settings = self.config.tiers[job.tier]
         image = self.image_path(job.token_id)
-        width, height = png_size(image.read_bytes())
-        return ImageFacts(
-            token_id=job.token_id,
-            prompt=job.prompt,
-            tier=job.tier,
-            model=Path(settings.model).name if Path(settings.model).is_dir() else settings.model,
-            width=width,
-            height=height,
-            aspect=job.aspect,
-            steps=settings.steps,
-            guidance=settings.guidance,
-            seed=seed_for(self.chain_id, self.chain.address, job.token_id),
-            generated_at=int(image.stat().st_mtime),
-            image_cid=job.image_cid or "",
-        )
+        return image_facts(
+            self.config.tiers[job.tier], token_id=job.token_id, prompt=job.prompt, tier=job.tier, aspect=job.aspect,
+            seed=seed_for(self.chain_id, self.chain.address, job.token_id), png=image.read_bytes(),
+            generated_at=int(image.stat().st_mtime), image_cid=job.image_cid or "",
+        )  # fmt: skip
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -22,6 +22,7 @@ from genimnft.contract import RequestEvent
 
 class JobState(StrEnum):
     SEEN = "seen"
+    DISPATCHED = "dispatched"  # sent to the GPU workers (workers = "celery"); `attempts` counts dispatches
     GENERATED = "generated"
     IMAGE_PINNED = "image_pinned"
     METADATA_PINNED = "metadata_pinned"
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     tx_hash TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     note TEXT,
+    dispatched_at REAL,
     seen_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -76,7 +78,7 @@ NOTICE = "notice."  # meta keys of the conditions `genim-oracle status` shows (w
 
 
 # Columns added since the first schema, with their definitions, for journals created before them.
-MIGRATIONS = {"aspect": "INTEGER NOT NULL DEFAULT 0", "mint_tx": "TEXT"}
+MIGRATIONS = {"aspect": "INTEGER NOT NULL DEFAULT 0", "mint_tx": "TEXT", "dispatched_at": "REAL"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +93,7 @@ class Job(RequestEvent):
     attempts: int
     note: str | None
     seen_at: float
+    dispatched_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -348,4 +351,5 @@ def _job(row: sqlite3.Row) -> Job:
         attempts=row["attempts"],
         note=row["note"],
         seen_at=row["seen_at"],
+        dispatched_at=row["dispatched_at"],
     )

@@ -33,6 +33,18 @@ GENERATION_STEP = Gauge("genim_generation_step", "Denoising step of the generati
                         registry=REGISTRY)  # fmt: skip
 GENERATION_STEPS = Counter("genim_generation_steps_total", "Denoising steps run", ["tier"], registry=REGISTRY)
 LAST_TICK = Gauge("genim_last_tick_timestamp", "Unix time of the last completed loop", registry=REGISTRY)
+# GPU workers (workers = "celery")
+WORKERS_SEEN = Gauge("genim_workers_seen", "Workers heard from with this coordinator's fingerprint", registry=REGISTRY)
+JOBS_OUT = Gauge("genim_jobs_out", "Jobs dispatched to the workers and not yet answered", registry=REGISTRY)
+WORKER_IMAGES = Counter("genim_worker_images_total", "Verified images by worker", ["worker"], registry=REGISTRY)
+WORKER_FAILURES = Counter("genim_worker_failures_total", "Failed or unverifiable results by worker", ["worker"],
+                          registry=REGISTRY)  # fmt: skip
+WORKER_RATE = Gauge("genim_worker_images_per_second", "Verified images per second over the last minute",
+                    ["worker"], registry=REGISTRY)  # fmt: skip
+RESULTS_REFUSED = Counter("genim_results_refused_total", "Worker announcements and results refused", ["reason"],
+                          registry=REGISTRY)  # fmt: skip
+RESULTS_DROPPED = Counter("genim_results_dropped_total", "Results dropped: duplicate, or after expiry", ["reason"],
+                          registry=REGISTRY)  # fmt: skip
 
 
 class JsonFormatter(logging.Formatter):

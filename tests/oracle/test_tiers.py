@@ -82,3 +82,27 @@ def test_default_tiers_generate_at_native_size_and_upscale_ultra_to_2048():
 def test_example_config_tiers_are_the_default_tiers():
     example = tomllib.loads((ROOT / "oracle.example.toml").read_text())
     assert {int(tier): TierSettings.model_validate(s) for tier, s in example["tiers"].items()} == default_tiers()
+
+
+def test_metadata_names_the_upscaler_of_an_upscaled_tier():
+    """An ultra image is reproducible from its metadata only if the upscale stage is named there too."""
+    import io
+    import json
+
+    from PIL import Image
+
+    from genimnft.metadata import metadata_bytes
+    from oracle.config import default_tiers
+    from oracle.facts import image_facts
+
+    png = io.BytesIO()
+    Image.new("RGB", (64, 32)).save(png, format="PNG")
+    traits = {}
+    for tier, settings in default_tiers().items():
+        facts = image_facts(settings, token_id=1, prompt="p", tier=tier, aspect=1, seed=7, png=png.getvalue(),
+                            generated_at=0, image_cid="bafkreiexample")  # fmt: skip
+        document = json.loads(metadata_bytes(facts))
+        traits[tier] = {trait["trait_type"]: trait["value"] for trait in document["attributes"]}
+    assert "Upscaler" not in traits[0] and "Upscaler" not in traits[1]
+    assert traits[2]["Upscaler"] == default_tiers()[2].upscale.model
+    assert traits[2]["Resolution"] == "64x32"  # what the PNG says, not the configured size

@@ -1,0 +1,109 @@
+"""A GPU worker (`genim-oracle worker`): one Celery worker process per device that takes jobs, generates,
+pins the image and the metadata, and sends back token id, CIDs and digest. It holds no key and never talks
+to the chain; what it produces is checked by the coordinator before anything goes on-chain."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import threading
+import time
+from typing import Protocol
+
+from genimnft.ipfs import IpfsClient, IpfsError
+from genimnft.metadata import metadata_bytes, raw_cid
+from oracle.config import WorkerConfig, fingerprint
+from oracle.facts import image_facts
+from oracle.generate import Generated
+from oracle.wire import TASK, JobOrder, ResultQueue, WorkResult, celery_app, jobs_queue
+
+log = logging.getLogger("genim.worker")
+ANNOUNCE_EVERY = 30.0
+
+
+class ImageGenerator(Protocol):
+    """What a worker needs of oracle.generate.Generator (test doubles stand in for it)."""
+
+    device: str
+
+    def load(self, tier: int) -> object: ...
+
+    def generate(self, tier: int, prompts: list[str], seeds: list[int], aspect: int = 0) -> list[Generated]: ...
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig, generator: ImageGenerator, name: str) -> None:
+        self.config = config
+        self.generator = generator
+        self.name = name
+        self.fingerprint = fingerprint(config.tiers)
+        self.ipfs = IpfsClient(config.ipfs_api, config.ipfs_timeout)
+        self.results = ResultQueue(config.broker_url)
+
+    def announce(self, via: ResultQueue | None = None) -> None:
+        (via or self.results).publish(WorkResult("hello", self.name, self.fingerprint), ttl=ANNOUNCE_EVERY * 2)
+        log.info("announced", extra={"worker": self.name, "fingerprint": self.fingerprint})
+
+    def keep_announcing(self) -> None:
+        """Again every ANNOUNCE_EVERY seconds, on its own connection, for coordinators started later; a worker
+        whose fingerprint differs gets no job, so this is how it is seen (and refused) at all."""
+        connection = ResultQueue(self.config.broker_url)  # kombu connections are not shared between threads
+
+        def loop() -> None:
+            while True:
+                time.sleep(ANNOUNCE_EVERY)
+                self.announce(connection)
+
+        threading.Thread(target=loop, name="genim-announce", daemon=True).start()
+
+    def run(self, order: JobOrder) -> None:
+        """One job attempt; every outcome, failure included, goes back as a message."""
+        started = time.monotonic()
+        log.info("generating", extra={"token_id": order.token_id, "attempt": order.attempt, "worker": self.name})
+        try:
+            result = self._produce(order)
+        except (RuntimeError, ValueError, OSError) as exc:  # GenerationError, IpfsError, out of memory...
+            log.warning("job failed: %s", exc, extra={"token_id": order.token_id})
+            result = WorkResult("failure", self.name, self.fingerprint, order.token_id, order.attempt,
+                                error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)  # fmt: skip
+        self.results.publish(result, order.reply_to)
+        log.info("job %s", result.kind, extra={"token_id": order.token_id, "seconds": time.monotonic() - started})
+
+    def _produce(self, order: JobOrder) -> WorkResult:
+        started = time.monotonic()
+        [image] = self.generator.generate(order.tier, [order.prompt], [order.seed], order.aspect)
+        image_cid = self.ipfs.add(image.png, f"genimnft-{order.token_id}.png")
+        facts = image_facts(
+            self.config.tiers[order.tier], token_id=order.token_id, prompt=order.prompt, tier=order.tier,
+            aspect=order.aspect, seed=order.seed, png=image.png, generated_at=int(time.time()), image_cid=image_cid,
+        )  # fmt: skip
+        data = metadata_bytes(facts)
+        metadata_cid = self.ipfs.add(data, f"genimnft-{order.token_id}.json")
+        if metadata_cid != raw_cid(data):
+            raise IpfsError(f"IPFS answered CID {metadata_cid} for metadata whose raw CID is {raw_cid(data)}")
+        return WorkResult("result", self.name, self.fingerprint, order.token_id, order.attempt, image_cid,
+                          metadata_cid, hashlib.sha256(data).hexdigest(), time.monotonic() - started)  # fmt: skip
+
+
+def default_name(device: str) -> str:
+    return f"genim-{device.replace(':', '')}@{socket.gethostname()}"
+
+
+def run_worker(config: WorkerConfig, generator: ImageGenerator, name: str, loglevel: str = "WARNING") -> None:
+    """Loads every tier, announces itself, then serves jobs until stopped (one at a time: `-P solo`)."""
+    for tier in sorted(config.tiers):
+        generator.load(tier)
+    worker = Worker(config, generator, name)
+    app = celery_app(config.broker_url)
+
+    @app.task(name=TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    def generate(order: dict) -> None:
+        worker.run(JobOrder(**order))
+
+    worker.announce()
+    worker.keep_announcing()
+    logging.getLogger("genim").setLevel(logging.INFO)  # Celery sets the root logger to `loglevel`, for its own lines
+    app.worker_main(["worker", "-P", "solo", "--concurrency", "1", "--prefetch-multiplier", "1",
+                     "-Q", jobs_queue(worker.fingerprint), "-n", name, "--without-gossip", "--without-mingle",
+                     "--without-heartbeat", "-l", loglevel])  # fmt: skip
