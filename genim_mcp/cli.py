@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 from web3.exceptions import Web3Exception
 
-from genim_mcp.config import ConfigError, load_config
+from genim_mcp.config import load_config
 from genimnft.accounts import AccountError
+from genimnft.settings import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from genimnft.settings import ConfigError, load_settings
 
 # Blocks to trail the head by, per network, unless `confirmations` is set (as the oracle does).
 DEFAULT_CONFIRMATIONS = {"local": 0, "sepolia": 3, "mainnet": 10}
 # Chainlink ETH/USD on OP Mainnet.
 OPTIMISM_ETH_USD_FEED = "0x13e3Ee699D1909E989722E753853AE30b17e08c5"
-
-
-class ConfigError(ValueError):
-    """The configuration is incomplete or wrong."""
 
 
 class FrontConfig(BaseModel):
@@ -104,21 +100,4 @@ class FrontConfig(BaseModel):
 
 def load_config(path: Path | None, overrides: dict[str, object] | None = None) -> FrontConfig:
     """Reads the TOML file, then GENIM_MCP_<FIELD> environment variables, then explicit overrides."""
-    data: dict[str, object] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {path} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: {exc}") from exc
-    for name in FrontConfig.model_fields:
-        value = os.environ.get(f"GENIM_MCP_{name.upper()}")
-        if value is not None:
-            data[name] = value
-    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    try:
-        return FrontConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(problems) from exc
+    return load_settings(FrontConfig, path, "GENIM_MCP_", overrides)

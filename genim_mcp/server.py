@@ -13,7 +13,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from paymcp.payment.flows import progress as paymcp_progress
 
 from genim_mcp.calldata import eip681_mint_uri
-from genim_mcp.config import ConfigError, FrontConfig
+from genim_mcp.config import FrontConfig
 from genim_mcp.delivery import Delivery
 from genim_mcp.follower import Follower
 from genim_mcp.paypage import PayPage
@@ -26,6 +26,7 @@ from genimnft.accounts import load_account
 from genimnft.aspects import Aspect
 from genimnft.contract import Chain
 from genimnft.ipfs import IpfsClient
+from genimnft.settings import ConfigError
 
 log = logging.getLogger("genim.mcp")
 INSTRUCTIONS = (

@@ -12,7 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from oracle.config import ConfigError, OracleConfig, default_tiers, load_config
+from genimnft.settings import ConfigError
+from oracle.config import OracleConfig, default_tiers, load_config
 from oracle.journal import AlreadyRunning, Journal
 
 log = logging.getLogger("genim.cli")

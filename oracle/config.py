@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tomllib
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from genimnft.settings import load_settings
 
 # Blocks to trail the head by, per network, unless `confirmations` is set.
 DEFAULT_CONFIRMATIONS = {"local": 0, "sepolia": 3, "mainnet": 10}
-
-
-class ConfigError(ValueError):
-    """The configuration is incomplete or wrong."""
 
 
 class UpscaleSettings(BaseModel):
@@ -189,21 +185,4 @@ def load_config(
     path: Path | None, overrides: dict[str, object] | None = None, model: type[Config] = OracleConfig
 ) -> Config:
     """Reads the TOML file, then GENIM_<FIELD> environment variables, then explicit overrides."""
-    data: dict[str, object] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {path} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: {exc}") from exc
-    for name in model.model_fields:
-        value = os.environ.get(f"GENIM_{name.upper()}")
-        if value is not None and name != "tiers":
-            data[name] = value
-    data.update(overrides or {})
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(problems) from exc
+    return load_settings(model, path, "GENIM_", overrides, env_skip=("tiers",))
