@@ -106,7 +106,9 @@ def main() -> int:
         with ape.networks.parse_network_choice(NETWORK):
             owner, oracle = ape.accounts.test_accounts[0], ape.accounts.test_accounts[1]
             deployment = deploy(env, oracle.address)
-            feed = owner.deploy(ape.project.MockEthUsdAggregator, USD_PER_ETH * 10**8).address
+            # By source: Ape's lazy `project.<Name>` compiled only GenImNFT for the deploy script.
+            aggregator = ape.project.load_contracts("contracts/test/MockEthUsdAggregator.sol")["MockEthUsdAggregator"]
+            feed = owner.deploy(aggregator, USD_PER_ETH * 10**8).address
             say(f"GenImNFT at {deployment['address']}; ETH/USD test double at {feed} (${USD_PER_ETH})")
             daemon_config = oracle_config(work, chain.url, deployment, ipfs.api_url, model, tiny=True)
             daemon = subprocess.Popen(["genim-oracle", "run", "--config", str(daemon_config)], cwd=ROOT, env=env,

@@ -46,6 +46,15 @@ class Stack:
         return self.w3.provider.make_request(method, list(params))["result"]  # type: ignore[arg-type]
 
 
+FEED_SOURCE = "contracts/test/MockEthUsdAggregator.sol"
+
+
+def feed_type(project):
+    """The ETH/USD aggregator test double's contract type. Loaded by source: Ape 0.8's lazy `project.<Name>`
+    compiles only the source it was first asked for (GenImNFT), and then no longer finds this one."""
+    return project.load_contracts(FEED_SOURCE)["MockEthUsdAggregator"].contract_type
+
+
 def deploy_feed(deployment: Deployment, contract_type, usd_per_eth: int = USD_PER_ETH) -> str:
     factory = deployment.w3.eth.contract(
         abi=[abi.model_dump(by_alias=True, mode="json") for abi in contract_type.abi],
@@ -60,7 +69,7 @@ def local_stack(project, ipfs, work: Path, model: Path | None) -> Iterator[Stack
     """anvil + GenImNFT + the feed test double; with `model`, the oracle daemon runs too."""
     with anvil() as chain:
         deployment = Deployment(chain.url, project.GenImNFT.contract_type)
-        feed = deploy_feed(deployment, project.MockEthUsdAggregator.contract_type)
+        feed = deploy_feed(deployment, feed_type(project))
         stack = Stack(chain.url, deployment, feed, ipfs, work)
         if model is not None:
             config = oracle_config(deployment, ipfs, model, work / "oracle-state")

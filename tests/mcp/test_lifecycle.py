@@ -17,6 +17,7 @@ from tests.mcp.conftest import (
     FEED_DECIMALS,
     ProgressLog,
     deploy_feed,
+    feed_type,
     front_config,
     hosted_server,
     http_session,
@@ -126,10 +127,10 @@ def test_deadline_passed_the_tool_names_the_refund_and_the_page_refunds(project,
      (0, 60, "fallback", "not positive"), (-1, 60, "fallback", "not positive")],
 )  # fmt: skip
 def test_usd_rate_from_the_feed_or_the_fallback_that_says_so(stack, project, answer, age, source, note):
-    feed = deploy_feed(stack.deployment, project.MockEthUsdAggregator.contract_type)
+    contract_type = feed_type(project)
+    feed = deploy_feed(stack.deployment, contract_type)
     now = stack.w3.eth.get_block("latest")["timestamp"]
-    contract = stack.w3.eth.contract(address=feed, abi=project.MockEthUsdAggregator.contract_type.model_dump(
-        mode="json", by_alias=True)["abi"])  # fmt: skip
+    contract = stack.w3.eth.contract(address=feed, abi=contract_type.model_dump(mode="json", by_alias=True)["abi"])
     stack.deployment.send(stack.deployment.owner, contract.functions.setAnswer(answer * 10**FEED_DECIMALS, now - age))
     rate = read_rate(stack.w3, feed, now, max_age=3600, fallback_rate=2000.0)
     assert rate.source == source and note in rate.note
