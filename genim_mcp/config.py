@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from genimnft.settings import ConfigError, load_settings
+from genimnft.settings import ChainSettings, load_settings
 
-# Blocks to trail the head by, per network, unless `confirmations` is set (as the oracle does).
-DEFAULT_CONFIRMATIONS = {"local": 0, "sepolia": 3, "mainnet": 10}
 # Chainlink ETH/USD on OP Mainnet.
 OPTIMISM_ETH_USD_FEED = "0x13e3Ee699D1909E989722E753853AE30b17e08c5"
 
 
-class FrontConfig(BaseModel):
-    network: str = "optimism:mainnet:node"
-    rpc_uri: str
-    contract: str | None = None
-    deployment_file: Path | None = None
+class FrontConfig(ChainSettings):
     chain_name: str = "OP Mainnet"
     # What a wallet is told to add when it lacks the chain (hosted mode); the operator's own RPC otherwise.
     public_rpc_uri: str | None = None
@@ -29,13 +22,8 @@ class FrontConfig(BaseModel):
     ipfs_api: str = "http://127.0.0.1:5001"
     gateway_url: str = "https://ipfs.io"
     state_dir: Path = Path("mcp-state")
-    start_block: int | None = None
-    confirmations: int | None = None
-    log_range: int = Field(2000, ge=1)
-    reorg_window: int = Field(32, ge=0)
     poll_interval: float = Field(1.0, gt=0, description="seconds between the follower's chain reads")
     price_refresh: float = Field(30.0, gt=0, description="seconds between reads of prices, timeout and ETH/USD")
-    rpc_timeout: float = Field(15.0, gt=0)
     payment_poll: float = Field(0.5, gt=0, description="seconds between paymcp's payment status checks")
     payment_ttl: float = Field(900.0, gt=0, le=900, description="seconds a payment link stays open")
     progress_every: float = Field(10.0, gt=0, description="seconds between progress notes while generating")
@@ -60,39 +48,11 @@ class FrontConfig(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> FrontConfig:
-        if self.contract is None and self.deployment_file is None:
-            raise ValueError("set `contract` (an address) or `deployment_file`")
         if self.mode == "local" and not self.account:
             raise ValueError("local mode pays from `account` (an `ape accounts` alias, or TEST::n on local chains)")
         if self.mode == "local" and (self.max_wei_per_call == 0 or self.max_wei_per_day == 0):
             raise ValueError("local mode needs spending caps: set `max_wei_per_call` and `max_wei_per_day`")
         return self
-
-    @property
-    def network_name(self) -> str:
-        parts = self.network.split(":")
-        return parts[1] if len(parts) > 1 else "local"
-
-    def required_confirmations(self) -> int:
-        if self.confirmations is not None:
-            return self.confirmations
-        return DEFAULT_CONFIRMATIONS.get(self.network_name, 10)
-
-    def contract_address(self) -> str:
-        if self.contract:
-            return self.contract
-        assert self.deployment_file is not None
-        try:
-            return json.loads(self.deployment_file.read_text())["address"]
-        except FileNotFoundError:
-            raise ConfigError(f"deployment_file {self.deployment_file} does not exist") from None
-
-    def first_block(self) -> int | None:
-        if self.start_block is not None:
-            return self.start_block
-        if self.deployment_file is not None and self.deployment_file.is_file():
-            return int(json.loads(self.deployment_file.read_text()).get("block", 0))
-        return None
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -7,12 +7,9 @@ import json
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
-from genimnft.settings import load_settings
-
-# Blocks to trail the head by, per network, unless `confirmations` is set.
-DEFAULT_CONFIRMATIONS = {"local": 0, "sepolia": 3, "mainnet": 10}
+from genimnft.settings import ChainSettings, load_settings
 
 
 class UpscaleSettings(BaseModel):
@@ -72,19 +69,11 @@ def default_tiers() -> dict[int, TierSettings]:
     }
 
 
-class OracleConfig(BaseModel):
-    network: str = "optimism:mainnet:node"
-    rpc_uri: str
-    contract: str | None = None
-    deployment_file: Path | None = None
+class OracleConfig(ChainSettings):
     account: str
     passphrase_env: str = "GENIM_PASSPHRASE"
     ipfs_api: str = "http://127.0.0.1:5001"
     state_dir: Path = Path("state")
-    start_block: int | None = None
-    confirmations: int | None = None
-    log_range: int = Field(2000, ge=1)
-    reorg_window: int = Field(32, ge=0)
     poll_interval: float = Field(1.0, gt=0)
     deadline_margin: int = Field(60, ge=0, description="skip a request whose deadline is closer than this (s)")
     generation_batch: int = Field(4, ge=1)
@@ -96,7 +85,6 @@ class OracleConfig(BaseModel):
         100 * 10**9, gt=0, description="wei per gas the oracle never signs above (new sends and replacements)"
     )
     low_balance_batches: int = Field(20, ge=0, description="warn when the balance pays for fewer full batches")
-    rpc_timeout: float = Field(15.0, gt=0)
     ipfs_timeout: float = Field(30.0, gt=0)
     ipfs_verify_timeout: int = Field(5, ge=1, description="seconds to read a pinned block back before trusting it")
     device: str = "auto"
@@ -112,45 +100,9 @@ class OracleConfig(BaseModel):
     max_dispatch_attempts: int = Field(3, ge=1, description="after this many, a request is left refundable")
     max_jobs_out: int = Field(64, ge=1, description="jobs dispatched and not yet answered, at most")
 
-    @model_validator(mode="after")
-    def _contract_known(self) -> OracleConfig:
-        if self.contract is None and self.deployment_file is None:
-            raise ValueError("set `contract` (an address) or `deployment_file`")
-        return self
-
-    @property
-    def network_name(self) -> str:
-        parts = self.network.split(":")
-        return parts[1] if len(parts) > 1 else "local"
-
-    @property
-    def is_local(self) -> bool:
-        return self.network_name == "local"
-
-    def required_confirmations(self) -> int:
-        if self.confirmations is not None:
-            return self.confirmations
-        return DEFAULT_CONFIRMATIONS.get(self.network_name, 10)
-
-    def contract_address(self) -> str:
-        if self.contract:
-            return self.contract
-        assert self.deployment_file is not None
-        return json.loads(self.deployment_file.read_text())["address"]
-
-    def deployment_chain_id(self) -> int | None:
-        """The chain id the deployment file names, if there is a file and it names one."""
-        if self.deployment_file is None or not self.deployment_file.is_file():
-            return None
-        chain_id = json.loads(self.deployment_file.read_text()).get("chain_id")
-        return None if chain_id is None else int(chain_id)
-
     def first_block(self) -> int:
-        if self.start_block is not None:
-            return self.start_block
-        if self.deployment_file is not None and self.deployment_file.is_file():
-            return int(json.loads(self.deployment_file.read_text()).get("block", 0))
-        return 0
+        """Where the follower starts without a cursor: `start_block`, the deployment's block, or 0."""
+        return super().first_block() or 0
 
 
 class WorkerConfig(BaseModel):
