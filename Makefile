@@ -36,11 +36,16 @@ help:
 	@echo "make tiny-model the tiny random-weight model in .cache/tiny-sd (images are noise)"
 	@echo "make devnet-stop  stop what make anvil / make ipfs started"
 
-setup: node_modules/.installed $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM) $(RABBITMQ)
+setup: node_modules/.installed .cache/vendor/.unpacked $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM) $(RABBITMQ)
 
 node_modules/.installed: package.json
 	@echo "== npm install: Foundry binaries, solc, Solady, OpenZeppelin, js-ipfs (a few minutes on a first run)"
 	npm install --no-audit --no-fund --loglevel=http
+	@touch $@
+
+# Chainlink's feed interface and mock, Circle's compiled USDC: a few files out of two npm tarballs (sha512 pinned).
+.cache/vendor/.unpacked: toolchain/vendor.sh
+	bash toolchain/vendor.sh
 	@touch $@
 
 $(VENV)/.installed: requirements.lock pyproject.toml
