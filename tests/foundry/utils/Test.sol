@@ -34,11 +34,31 @@ interface Vm {
     function assertLe(uint256 left, uint256 right, string calldata error) external pure;
     function assertLt(uint256 left, uint256 right, string calldata error) external pure;
     function assertGt(uint256 left, uint256 right, string calldata error) external pure;
+    function assertEq(bool left, bool right, string calldata error) external pure;
+    function assertEq(bytes calldata left, bytes calldata right, string calldata error) external pure;
+    function expectRevert() external;
+    // Signing, files, strings and JSON: deploying Circle's compiled USDC and signing EIP-3009 (utils/Usdc.sol).
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function readFile(string calldata path) external view returns (string memory data);
+    function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
+    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
+    function replace(string calldata input, string calldata from, string calldata to)
+        external
+        pure
+        returns (string memory output);
+    function indexOf(string calldata input, string calldata key) external pure returns (uint256);
+    function parseBytes(string calldata stringifiedValue) external pure returns (bytes memory parsedValue);
+    function toString(address value) external pure returns (string memory stringifiedValue);
+    function toString(bytes calldata value) external pure returns (string memory stringifiedValue);
+    function toLowercase(string calldata input) external pure returns (string memory output);
 }
+
+/// @dev The cheatcode handle for libraries (utils/Usdc.sol, utils/Feeds.sol); `Test.vm` is the same address.
+Vm constant VM = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
 /// @dev A minimal test base: the cheatcode handle, `bound`, and the invariant-target hooks forge reads.
 abstract contract Test {
-    Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    Vm internal constant vm = VM;
 
     struct FuzzSelector {
         address addr;
