@@ -1150,12 +1150,16 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
         AggregatorV3Interface sequencer = sequencerUptimeFeed;
         if (address(sequencer) != address(0)) {
             // answer 0: up, 1: down; startedAt: when it last changed (0 only before the feed's first round).
+            // roundId and answeredInRound are deprecated by Chainlink; updatedAt says nothing more here.
+            // slither-disable-next-line unused-return
             (, int256 down, uint256 since,,) = sequencer.latestRoundData();
             if (down != 0 || since == 0) revert SequencerDown(since);
             if (block.timestamp < since + SEQUENCER_GRACE_PERIOD) {
                 revert SequencerGracePeriod(since + SEQUENCER_GRACE_PERIOD);
             }
         }
+        // roundId, startedAt and answeredInRound are deprecated or redundant for a price (Chainlink's docs).
+        // slither-disable-next-line unused-return
         (, int256 answer,, uint256 updatedAt,) = ethUsdFeed.latestRoundData();
         if (answer <= 0 || answer >= int256(1 << 176)) revert InvalidPrice(answer);
         if (updatedAt + maxAge < block.timestamp) revert StalePrice(updatedAt, maxAge);
