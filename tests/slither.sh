@@ -3,5 +3,5 @@
 # tests/SLITHER_TRIAGE.md and silenced at the line with `slither-disable-next-line`, never globally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-slither . --compile-force-framework foundry --filter-paths "node_modules|tests" \
+slither . --compile-force-framework foundry --filter-paths "node_modules|tests|\.cache" \
   --exclude-informational --exclude-optimization --exclude-low --fail-medium
