@@ -9,9 +9,6 @@ from pydantic import Field, model_validator
 
 from genimnft.settings import ChainSettings, load_settings
 
-# Chainlink ETH/USD on OP Mainnet.
-OPTIMISM_ETH_USD_FEED = "0x13e3Ee699D1909E989722E753853AE30b17e08c5"
-
 
 class FrontConfig(ChainSettings):
     chain_name: str = "OP Mainnet"
@@ -23,7 +20,7 @@ class FrontConfig(ChainSettings):
     gateway_url: str = "https://ipfs.io"
     state_dir: Path = Path("mcp-state")
     poll_interval: float = Field(1.0, gt=0, description="seconds between the follower's chain reads")
-    price_refresh: float = Field(30.0, gt=0, description="seconds between reads of prices, timeout and ETH/USD")
+    price_refresh: float = Field(30.0, gt=0, description="seconds between reads of prices (USD and wei) and timeout")
     payment_poll: float = Field(0.5, gt=0, description="seconds between paymcp's payment status checks")
     payment_ttl: float = Field(900.0, gt=0, le=900, description="seconds a payment link stays open")
     progress_every: float = Field(10.0, gt=0, description="seconds between progress notes while generating")
@@ -31,9 +28,9 @@ class FrontConfig(ChainSettings):
     tier_sizes: tuple[str, str, str] = ("512x512", "1024x1024", "2048x2048")
     preview_max_px: int = Field(512, ge=64, description="longest side of the PNG preview in tool results")
 
-    eth_usd_feed: str | None = OPTIMISM_ETH_USD_FEED
-    feed_max_age: int = Field(3600 + 600, gt=0, description="seconds after which a feed answer is stale")
-    fallback_usd_per_eth: float = Field(3000.0, gt=0)
+    # An ETH mint sends priceInWei plus this margin, so a rate that moves before it is mined does not make it revert;
+    # the contract charges the dollar price at the rate of that block and returns the excess in the same transaction.
+    price_margin_bps: int = Field(200, ge=0, le=5000, description="basis points a mint sends above priceInWei")
 
     mode: Literal["hosted", "local"] = "hosted"
     # Hosted mode: streamable HTTP and the pay page on one port.
