@@ -1142,9 +1142,12 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     function _ethRate(uint256 config) private view returns (uint256 rate, uint256 cache, bool refreshed) {
         uint256 maxAge = config >> _AGE_SHIFT;
         cache = _rateCache;
-        if (block.timestamp < (cache & _MASK40) + RATE_CACHE_WINDOW) {
-            uint256 cachedAt = (cache >> 40) & _MASK40;
-            if (cachedAt + maxAge < block.timestamp) revert StalePrice(cachedAt, maxAge);
+        // A cached answer that has grown older than maxAge is not reused: the feed may hold a newer one (if not,
+        // the read below reverts StalePrice as the cache would have).
+        if (
+            block.timestamp < (cache & _MASK40) + RATE_CACHE_WINDOW
+                && ((cache >> 40) & _MASK40) + maxAge >= block.timestamp
+        ) {
             return (cache >> 80, cache, false);
         }
         AggregatorV3Interface sequencer = sequencerUptimeFeed;
