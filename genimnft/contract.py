@@ -19,8 +19,8 @@ from web3.exceptions import BlockNotFound, Web3Exception
 from genimnft.metadata import decode_prompt
 
 ABI = json.loads((Path(__file__).parent / "GenImNFT.abi.json").read_text())
-REQUESTED_SIGNATURE = "ImageRequested(uint256,address,uint8,uint8,uint256,uint40,string)"
-IMAGE_SET_SIGNATURE = "ImageSet(uint256,address,bytes32,uint256,uint256)"
+REQUESTED_SIGNATURE = "ImageRequested(uint256,address,uint8,uint8,uint8,uint256,uint40,string)"
+IMAGE_SET_SIGNATURE = "ImageSet(uint256,address,bytes32,uint8,uint256,uint256)"
 log = logging.getLogger("genim.chain")
 T = TypeVar("T")
 
@@ -32,13 +32,31 @@ class Status(IntEnum):
     REFUNDED = 3
 
 
+class Asset(IntEnum):
+    """What an escrow is paid and held in: ETH in wei, USDC in its base units (6 decimals)."""
+
+    ETH = 0
+    USDC = 1
+
+    @property
+    def decimals(self) -> int:
+        return 18 if self is Asset.ETH else 6
+
+    def amount_text(self, units: int) -> str:
+        """`units` in whole ETH or dollars of USDC ("0.000033334 ETH", "0.3 USDC")."""
+        whole, fraction = divmod(units, 10**self.decimals)
+        digits = str(fraction).rjust(self.decimals, "0").rstrip("0")
+        return f"{whole}{'.' + digits if digits else ''} {self.name}"
+
+
 @dataclass(frozen=True)
 class OnChainRequest:
     status: Status
     tier: int
     aspect: int
+    asset: Asset
     deadline: int
-    escrow: int
+    escrow: int  # in the asset's base units
     metadata_digest: bytes
 
 
@@ -51,11 +69,12 @@ class RequestEvent:
     aspect: int
     prompt: str
     requester: str
-    escrow: int
+    escrow: int  # in `asset`'s base units
     deadline: int
     block_number: int
     block_hash: str
     mint_tx: str = ""
+    asset: Asset = Asset.ETH
 
 
 @dataclass(frozen=True)
@@ -63,11 +82,12 @@ class ImageSetEvent:
     token_id: int
     oracle: str
     metadata_digest: bytes
-    payment: int
+    payment: int  # in `asset`'s base units, like the fee
     fee: int
     block_number: int
     block_hash: str
     tx_hash: str
+    asset: Asset = Asset.ETH
 
 
 class Chain:
@@ -111,17 +131,35 @@ class Chain:
         return self.contract.functions.servesFrom(account).call()
 
     def credit(self, account: str) -> int:
+        """ETH credit in wei that `withdraw` would pay `account` now."""
         return self.contract.functions.credit(account).call()
 
+    def usdc_credit(self, account: str) -> int:
+        """USDC credit in USDC units that `withdraw` would pay `account` now."""
+        return self.contract.functions.usdcCredit(account).call()
+
+    def credits(self, account: str) -> dict[Asset, int]:
+        """`account`'s credit in each asset, in its base units."""
+        return {Asset.ETH: self.credit(account), Asset.USDC: self.usdc_credit(account)}
+
     def price(self, tier: int) -> int:
+        """The tier's price in US dollars with 6 decimals (what a USDC mint pays); 0 if not on sale."""
         return self.contract.functions.price(tier).call()
+
+    def price_in_wei(self, tier: int) -> int:
+        """What an ETH mint of `tier` is charged now, at Chainlink's rate; reverts while the feed is unusable."""
+        return self.contract.functions.priceInWei(tier).call()
+
+    def oracle_epoch(self) -> int:
+        """The oracle epoch a mint must name now (bumped by each oracle authorisation)."""
+        return self.contract.functions.oracleEpoch().call()
 
     def timeout(self) -> int:
         return self.contract.functions.timeout().call()
 
     def request(self, token_id: int) -> OnChainRequest:
-        status, tier, aspect, deadline, escrow, digest = self.contract.functions.request(token_id).call()
-        return OnChainRequest(Status(status), tier, aspect, deadline, escrow, bytes(digest))
+        status, tier, aspect, asset, deadline, escrow, digest = self.contract.functions.request(token_id).call()
+        return OnChainRequest(Status(status), tier, aspect, Asset(asset), deadline, escrow, bytes(digest))
 
     def requests_between(self, first: int, last: int, max_range: int) -> list[RequestEvent]:
         """ImageRequested logs in [first, last], in ranges of at most `max_range` blocks that halve on error."""
@@ -223,7 +261,9 @@ def _request_event(entry: dict) -> RequestEvent:
     topics = entry["topics"]
     # `string` and `bytes` share one ABI encoding: decoding the prompt as bytes lets invalid UTF-8 (sent as
     # raw calldata) become U+FFFD instead of an exception.
-    aspect, escrow, deadline, prompt = decode(["uint8", "uint256", "uint40", "bytes"], bytes(entry["data"]))
+    aspect, asset, escrow, deadline, prompt = decode(
+        ["uint8", "uint8", "uint256", "uint40", "bytes"], bytes(entry["data"])
+    )
     return RequestEvent(
         token_id=_topic_int(topics[1]),
         tier=_topic_int(topics[3]),
@@ -235,12 +275,13 @@ def _request_event(entry: dict) -> RequestEvent:
         block_number=entry["blockNumber"],
         block_hash=entry["blockHash"].hex(),
         mint_tx=entry["transactionHash"].hex(),
+        asset=Asset(asset),
     )
 
 
 def _image_set_event(entry: dict) -> ImageSetEvent:
     topics = entry["topics"]
-    digest, payment, fee = decode(["bytes32", "uint256", "uint256"], bytes(entry["data"]))
+    digest, asset, payment, fee = decode(["bytes32", "uint8", "uint256", "uint256"], bytes(entry["data"]))
     return ImageSetEvent(
         token_id=_topic_int(topics[1]),
         oracle=_topic_address(topics[2]),
@@ -250,4 +291,5 @@ def _image_set_event(entry: dict) -> ImageSetEvent:
         block_number=entry["blockNumber"],
         block_hash=entry["blockHash"].hex(),
         tx_hash=entry["transactionHash"].hex(),
+        asset=Asset(asset),
     )

@@ -12,9 +12,10 @@ import threading
 import time
 from pathlib import Path
 
+from genimnft.contract import Asset
 from genimnft.settings import ConfigError
 from oracle.config import OracleConfig, default_tiers, load_config
-from oracle.journal import AlreadyRunning, Journal
+from oracle.journal import AlreadyRunning, Journal, intact
 
 log = logging.getLogger("genim.cli")
 STATUS_RPC_TIMEOUT = 3.0  # `status` answers in seconds even when the RPC does not
@@ -87,7 +88,7 @@ def _storage_problem(state_dir: Path, exc: BaseException) -> str:
         return f"state_dir {state_dir} is not writable ({text}): fix its permissions or set state_dir elsewhere"
     if "full" in text:
         return f"journal {db}: {text}: free space on that disk and restart (every finished stage is kept)"
-    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) and not intact(db):
         return (f"journal {db} is corrupt ({text}); to rebuild it, move it and its -wal/-shm files aside and restart: "
                 "the daemon rescans from the deployment block, which is safe (the chain is the truth)")  # fmt: skip
     return f"journal {db}: {text}"
@@ -183,6 +184,8 @@ def _status(args: argparse.Namespace) -> int:
             report["jobs"] = journal.counts()
             report["next_block"] = journal.next_block(config.first_block())
             report["notices"] = journal.notices()  # what the running daemon waits for (funds, mempool...)
+            report["earnings"] = {asset.name: {"images": images, "escrow": escrow, "amount": asset.amount_text(escrow)}
+                                  for asset, (images, escrow) in journal.earnings().items()}  # fmt: skip
         finally:
             journal.close()
         report.update(read_progress(config.state_dir, report["jobs"]))  # type: ignore[arg-type]
@@ -192,7 +195,8 @@ def _status(args: argparse.Namespace) -> int:
     try:
         chain, account = _chain_and_account(config, min(config.rpc_timeout, STATUS_RPC_TIMEOUT))
         report["oracle"] = account.address
-        report["credit_wei"] = chain.credit(account.address)
+        credits = chain.credits(account.address)
+        report["credit_wei"], report["credit_usdc"] = credits[Asset.ETH], credits[Asset.USDC]  # base units
     except Exception as exc:
         report["chain_error"] = _first_line(exc)
     print(json.dumps(report, indent=2))
@@ -209,8 +213,8 @@ def _withdraw(args: argparse.Namespace) -> int:
         raise _Fatal(f"a daemon is running on {config.state_dir} and owns the oracle's nonces: stop it (SIGTERM), "
                      "withdraw, start it again (nothing is lost)") from exc  # fmt: skip
     chain, account = _chain_and_account(config, config.rpc_timeout)
-    owed = chain.credit(account.address)
-    if owed == 0:
+    owed = chain.credits(account.address)
+    if not any(owed.values()):
         print("nothing to withdraw")
         return 0
     function = chain.contract.functions.withdraw()
@@ -220,7 +224,9 @@ def _withdraw(args: argparse.Namespace) -> int:
     signed = account.sign_transaction(tx)
     tx_hash = chain.w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=config.tx_timeout)
-    print(f"withdrew {owed} wei in {chain.w3.to_hex(tx_hash)} (status {receipt['status']})")
+    usdc = owed[Asset.USDC]
+    print(f"withdrew {owed[Asset.ETH]} wei and {usdc} USDC units ({Asset.USDC.amount_text(usdc)}) in "
+          f"{chain.w3.to_hex(tx_hash)} (status {receipt['status']})")  # fmt: skip
     return 0 if receipt["status"] == 1 else 1
 
 

@@ -7,6 +7,7 @@ The event cursor is saved in the same transaction as the jobs found below it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from genimnft.contract import RequestEvent
+from genimnft.contract import Asset, RequestEvent
 
 
 class JobState(StrEnum):
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     aspect INTEGER NOT NULL DEFAULT 0,
     prompt TEXT NOT NULL,
     requester TEXT NOT NULL,
+    asset INTEGER NOT NULL DEFAULT 0,
     escrow TEXT NOT NULL,
     deadline INTEGER NOT NULL,
     block_number INTEGER NOT NULL,
@@ -77,8 +79,10 @@ TXS_COLUMNS = """
 NOTICE = "notice."  # meta keys of the conditions `genim-oracle status` shows (waiting for funds...)
 
 
-# Columns added since the first schema, with their definitions, for journals created before them.
-MIGRATIONS = {"aspect": "INTEGER NOT NULL DEFAULT 0", "mint_tx": "TEXT", "dispatched_at": "REAL"}
+# Columns added since the first schema, with their definitions, for journals created before them. Escrows
+# journalled before the USDC rail were all ETH (asset 0).
+MIGRATIONS = {"aspect": "INTEGER NOT NULL DEFAULT 0", "mint_tx": "TEXT", "dispatched_at": "REAL",
+              "asset": "INTEGER NOT NULL DEFAULT 0"}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +117,16 @@ class AlreadyRunning(RuntimeError):
 
 class JournalMismatch(RuntimeError):
     """The journal belongs to another chain or contract."""
+
+
+def intact(path: Path) -> bool:
+    """SQLite's own integrity check, the only grounds for calling a journal corrupt (an error raised while
+    using it may be about the values given, not the file)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    except sqlite3.DatabaseError:
+        return False
 
 
 class Journal:
@@ -204,10 +218,11 @@ class Journal:
         with self._transaction():
             for job in jobs:
                 cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO jobs (token_id, state, tier, aspect, prompt, requester, escrow, deadline,"
-                    " block_number, block_hash, mint_tx, seen_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (job.token_id, JobState.SEEN, job.tier, job.aspect, job.prompt, job.requester, str(job.escrow),
-                     job.deadline, job.block_number, job.block_hash, job.mint_tx, now, now),
+                    "INSERT OR IGNORE INTO jobs (token_id, state, tier, aspect, prompt, requester, asset, escrow,"
+                    " deadline, block_number, block_hash, mint_tx, seen_at, updated_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (job.token_id, JobState.SEEN, job.tier, job.aspect, job.prompt, job.requester, int(job.asset),
+                     str(job.escrow), job.deadline, job.block_number, job.block_hash, job.mint_tx, now, now),
                 )  # fmt: skip
                 if cursor.rowcount:
                     added.append(job.token_id)
@@ -252,6 +267,15 @@ class Journal:
                 (note, time.time(), token_id),
             )
         return self._db.execute("SELECT attempts FROM jobs WHERE token_id = ?", (token_id,)).fetchone()[0]
+
+    def earnings(self) -> dict[Asset, tuple[int, int]]:
+        """Per asset, (images this oracle set, their escrow before fee in the asset's base units)."""
+        totals = dict.fromkeys(Asset, (0, 0))
+        rows = self._db.execute("SELECT asset, escrow FROM jobs WHERE state = ?", (JobState.CONFIRMED,))
+        for row in rows.fetchall():  # escrow is decimal TEXT: summed in Python, beyond SQLite's 64 bits
+            images, escrow = totals[Asset(row["asset"])]
+            totals[Asset(row["asset"])] = (images + 1, escrow + int(row["escrow"]))
+        return totals
 
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
@@ -339,6 +363,7 @@ def _job(row: sqlite3.Row) -> Job:
         aspect=row["aspect"],
         prompt=row["prompt"],
         requester=row["requester"],
+        asset=Asset(row["asset"]),
         escrow=int(row["escrow"]),
         deadline=row["deadline"],
         block_number=row["block_number"],

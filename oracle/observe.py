@@ -20,7 +20,8 @@ GENERATION_SECONDS = Histogram(
 PIN_SECONDS = Histogram("genim_pin_seconds", "Seconds per IPFS add", ["kind"], registry=REGISTRY)
 GAS_USED = Counter("genim_gas_used_total", "Gas used by the oracle's transactions", registry=REGISTRY)
 TXS = Counter("genim_transactions_total", "Transactions by outcome", ["outcome"], registry=REGISTRY)
-EARNINGS = Counter("genim_earnings_wei_total", "Escrow credited to the oracle (wei, before fee)", registry=REGISTRY)
+EARNINGS = Counter("genim_earnings_total", "Escrow of the images this oracle set, before fee, in the asset's base "
+                   "units (ETH: wei; USDC: 6 decimals)", ["asset"], registry=REGISTRY)  # fmt: skip
 BALANCE = Gauge("genim_wallet_balance_wei", "The oracle account's balance", registry=REGISTRY)
 REVERTED = Counter("genim_reverted_transactions_total", "Oracle transactions mined reverted", registry=REGISTRY)
 FUNDS_NEEDED = Gauge("genim_funds_needed_wei", "Wei the next transaction needs while the balance is short (else 0)",

@@ -148,7 +148,7 @@ class Submitter:
             return
         if tx_hash is not None:
             self._advance(token_id, JobState.CONFIRMED, tx_hash=tx_hash)
-            observe.EARNINGS.inc(job.escrow)
+            observe.EARNINGS.labels(asset=job.asset.name).inc(job.escrow)
             return
         request = self.chain.request(token_id)
         if request.status is Status.FULFILLED:
@@ -276,7 +276,7 @@ class Submitter:
             raise StaleRead(f"token {job.token_id} reads fulfilled but the node has no ImageSet event for it yet")
         if event.oracle == self.sender.address:
             self._advance(job.token_id, JobState.CONFIRMED, tx_hash="0x" + event.tx_hash.removeprefix("0x"))
-            observe.EARNINGS.inc(job.escrow)
+            observe.EARNINGS.labels(asset=job.asset.name).inc(job.escrow)
         else:
             note = f"set by oracle {event.oracle} in 0x{event.tx_hash.removeprefix('0x')}"
             self._advance(job.token_id, JobState.SET_BY_OTHER, note=note)

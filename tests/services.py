@@ -12,11 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 from web3 import Web3
-from web3.logs import DISCARD
 
-from genim_devnet.localnet import TEST_MNEMONIC, anvil, ipfs_node
+from genim_devnet.localnet import anvil, ipfs_node
+from genim_devnet.stack import Stack, deploy_stack, dev_account
 from genim_devnet.tiny_model import build_tiny_pipeline
 from genimnft.contract import Chain
 from genimnft.ipfs import IpfsClient
@@ -27,15 +26,14 @@ from oracle.generate import Generator
 from oracle.journal import Journal
 from oracle.sender import Sender
 
-Account.enable_unaudited_hdwallet_features()
 ROOT = Path(__file__).resolve().parent.parent
-PRICES = [10**15, 4 * 10**15, 16 * 10**15]
-FEE_BPS = 500
 SIZES = {0: 64, 1: 96, 2: 128}
+BUYERS = range(2, 10)  # test accounts that buy; each holds USDC from the start
+RELAYER = 14  # sends USDC mints for buyers
 
 
 def account_key(index: int):
-    return Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return dev_account(index)
 
 
 @pytest.fixture(scope="session")
@@ -56,20 +54,19 @@ def devchain():
 
 
 class Deployment:
-    """GenImNFT deployed on anvil with web3 (the daemon is a separate program, not an Ape test)."""
+    """The contract stack (GenImNFT, Circle's USDC, Chainlink's feeds) deployed on anvil with web3: the daemon is a
+    separate program, not an Ape test. Buyers in BUYERS hold $100 of USDC each."""
 
-    def __init__(self, url: str, contract_type) -> None:
+    def __init__(self, url: str, contract_type, **stack_options) -> None:
         self.url = url
         self.w3 = Web3(Web3.HTTPProvider(url))
         self.owner, self.oracle = account_key(0), account_key(1)
-        factory = self.w3.eth.contract(
-            abi=[abi.model_dump(by_alias=True, mode="json") for abi in contract_type.abi],
-            bytecode=contract_type.deployment_bytecode.bytecode,
-        )
-        receipt = self.send(self.owner, factory.constructor(self.owner.address, PRICES, FEE_BPS, [self.oracle.address]))
-        self.address = receipt["contractAddress"]
-        self.block = receipt["blockNumber"]
-        self.nft = self.w3.eth.contract(address=self.address, abi=factory.abi)
+        abi = [entry.model_dump(by_alias=True, mode="json") for entry in contract_type.abi]
+        bytecode = contract_type.deployment_bytecode.bytecode
+        self.stack: Stack = deploy_stack(self.w3, abi, bytecode, self.owner, [self.oracle.address],
+                                         relayer=account_key(RELAYER), **stack_options)  # fmt: skip
+        self.stack.fund_usdc([account_key(i).address for i in BUYERS])
+        self.address, self.block, self.nft = self.stack.address, self.stack.block, self.stack.nft
 
     def send(self, account, call, value: int = 0):
         tx = call.build_transaction({"from": account.address, "value": value,
@@ -78,9 +75,12 @@ class Deployment:
         return self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def mint(self, account, prompt: str, tier: int, aspect: int = 0) -> int:
-        receipt = self.send(account, self.nft.functions.mint(prompt, tier, aspect), value=PRICES[tier])
-        [event] = self.nft.events.ImageRequested().process_receipt(receipt, errors=DISCARD)
-        return event["args"]["tokenId"]
+        """An ETH mint that pays priceInWei now, naming the current oracle epoch."""
+        return self.stack.mint(account, prompt, tier, aspect)
+
+    def mint_usdc(self, account, prompt: str, tier: int, aspect: int = 0) -> int:
+        """A USDC mint: `account` signs the EIP-3009 authorization for price(tier), the relayer sends it."""
+        return self.stack.mint_usdc(account, prompt, tier, aspect)
 
     def image_set_events(self) -> list:
         return self.nft.events.ImageSet().get_logs(from_block=self.block)
@@ -119,7 +119,7 @@ def assert_all_set_once(deployment: Deployment, ipfs, token_ids, state_dir: Path
     assert {t: counts[t] for t in token_ids} == dict.fromkeys(token_ids, 1)
     client = IpfsClient(ipfs.api_url)
     for token_id in token_ids:
-        status, _tier, _aspect, _deadline, _escrow, digest = deployment.nft.functions.request(token_id).call()
+        status, _tier, _aspect, _asset, _deadline, _escrow, digest = deployment.nft.functions.request(token_id).call()
         assert status == 2
         uri = deployment.nft.functions.tokenURI(token_id).call()
         metadata = client.cat(uri.removeprefix("ipfs://"))

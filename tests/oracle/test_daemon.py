@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from genim_devnet.stack import FEE_BPS, USD_PRICES
+from genimnft.contract import Asset
 from genimnft.ipfs import IpfsClient
+from oracle import observe
 from oracle.generate import Generator, seed_for
 from oracle.journal import AlreadyRunning, JobState, Journal
 from tests.services import (
-    FEE_BPS,
-    PRICES,
     account_key,
     assert_all_set_once,
     confirmed_count,
@@ -29,17 +30,36 @@ from tests.services import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_twenty_requests_across_tiers_are_each_set_once(deployment, ipfs, tiny_model, tmp_path):
+def earned(asset: Asset) -> float:
+    return observe.EARNINGS.labels(asset=asset.name)._value.get()
+
+
+def test_twenty_requests_across_tiers_and_both_rails_are_each_set_once(deployment, ipfs, tiny_model, tmp_path):
+    """Every fourth request is paid in USDC, the rest in ETH: the daemon serves both alike, and its credit in
+    each asset grows by exactly that asset's escrows less the fee."""
     buyers = [account_key(i) for i in range(2, 7)]
     prompts = ["a red fox", 'quotes " and \\ backslash', "multi-byte ü 漢字 🎨", "<b>html</b>", '{"json": 1}']
-    token_ids = [deployment.mint(buyers[i % 5], f"{prompts[i % 5]} #{i}", i % 3) for i in range(20)]
+    in_usdc = [i % 4 == 3 for i in range(20)]
+    token_ids = [(deployment.mint_usdc if in_usdc[i] else deployment.mint)(buyers[i % 5], f"{prompts[i % 5]} #{i}",
+                                                                         i % 3) for i in range(20)]  # fmt: skip
+    escrows = {Asset.ETH: 0, Asset.USDC: 0}
+    paid = {Asset.ETH: 0, Asset.USDC: 0}
+    for token_id in token_ids:
+        request = deployment.nft.functions.request(token_id).call()
+        asset, escrow = Asset(request[3]), request[5]
+        escrows[asset] += escrow
+        paid[asset] += escrow - escrow * FEE_BPS // 10_000
+    assert escrows[Asset.USDC] == sum(USD_PRICES[i % 3] for i in range(20) if in_usdc[i])
+    before = {asset: earned(asset) for asset in Asset}
     config = oracle_config(deployment, ipfs, tiny_model, tmp_path)
     daemon = make_daemon(config)
     assert daemon.drain(timeout=180)
     assert daemon.journal.counts()["confirmed"] == 20
     assert_all_set_once(deployment, ipfs, token_ids, tmp_path)
-    paid = sum(PRICES[i % 3] - PRICES[i % 3] * FEE_BPS // 10_000 for i in range(20))
-    assert deployment.nft.functions.credit(deployment.oracle.address).call() == paid
+    assert deployment.nft.functions.credit(deployment.oracle.address).call() == paid[Asset.ETH]
+    assert deployment.nft.functions.usdcCredit(deployment.oracle.address).call() == paid[Asset.USDC]
+    assert {asset: earned(asset) - before[asset] for asset in Asset} == escrows
+    assert {asset: escrow for asset, (_n, escrow) in daemon.journal.earnings().items()} == escrows
     # Batching: fewer transactions than images, none reverted.
     txs = {event["transactionHash"] for event in deployment.image_set_events()}
     assert len(txs) < 20
@@ -156,7 +176,10 @@ def test_same_seed_same_settings_same_model_same_bytes(tiny_model):
 
 
 def test_metrics_health_and_status_show_what_the_daemon_did(deployment, ipfs, tiny_model, tmp_path):
+    """One request paid in ETH and one in USDC: metrics and `status` show the earnings of each asset, and
+    `withdraw` pays the ETH credit in ETH and the USDC credit in USDC."""
     import httpx
+    from prometheus_client.parser import text_string_to_metric_families
 
     from genim_devnet.localnet import free_port
 
@@ -164,14 +187,19 @@ def test_metrics_health_and_status_show_what_the_daemon_did(deployment, ipfs, ti
     config = oracle_config(deployment, ipfs, tiny_model, state, metrics_port=port)
     config_path = write_config(config, tmp_path / "oracle.toml")
     token_id = deployment.mint(account_key(2), "observed", 0)
+    usdc_token = deployment.mint_usdc(account_key(3), "observed, paid in dollars", 1)
+    eth_escrow = deployment.nft.functions.request(token_id).call()[5]
     process = start_daemon(config_path)
     try:
         deadline = time.monotonic() + 120
-        while confirmed_count(state) < 1 and time.monotonic() < deadline:
+        while confirmed_count(state) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(1)  # one more loop publishes the counts
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        assert 'genim_jobs{state="confirmed"} 1.0' in metrics
+        assert 'genim_jobs{state="confirmed"} 2.0' in metrics
+        earnings = {sample.labels["asset"]: sample.value for family in text_string_to_metric_families(metrics)
+                    for sample in family.samples if sample.name == "genim_earnings_total"}  # fmt: skip
+        assert earnings == {"ETH": eth_escrow, "USDC": USD_PRICES[1]}
         assert "genim_generation_seconds_count" in metrics and "genim_gas_used_total" in metrics
         health = httpx.get(f"http://127.0.0.1:{port}/health")
         assert health.status_code == 200 and health.json()["healthy"] is True
@@ -181,13 +209,23 @@ def test_metrics_health_and_status_show_what_the_daemon_did(deployment, ipfs, ti
     status = subprocess.run([sys.executable, "-m", "oracle.cli", "status", "--config", str(config_path)],
                             capture_output=True, text=True, cwd=ROOT, timeout=60)  # fmt: skip
     report = json.loads(status.stdout)
-    assert report["jobs"]["confirmed"] == 1
-    assert report["credit_wei"] == deployment.nft.functions.credit(deployment.oracle.address).call() > 0
-    assert deployment.nft.functions.request(token_id).call()[0] == 2
-    before = deployment.w3.eth.get_balance(deployment.oracle.address)
+    oracle, usdc = deployment.oracle.address, deployment.stack.usdc
+    assert report["jobs"]["confirmed"] == 2
+    assert report["earnings"] == {
+        "ETH": {"images": 1, "escrow": eth_escrow, "amount": Asset.ETH.amount_text(eth_escrow)},
+        "USDC": {"images": 1, "escrow": USD_PRICES[1], "amount": "0.3 USDC"},
+    }
+    usdc_paid = USD_PRICES[1] - USD_PRICES[1] * FEE_BPS // 10_000
+    assert report["credit_wei"] == deployment.nft.functions.credit(oracle).call() > 0
+    assert report["credit_usdc"] == deployment.nft.functions.usdcCredit(oracle).call() == usdc_paid
+    assert [deployment.nft.functions.request(t).call()[0] for t in (token_id, usdc_token)] == [2, 2]
+    before, usdc_before = deployment.w3.eth.get_balance(oracle), usdc.balance_of(oracle)
     withdraw = subprocess.run([sys.executable, "-m", "oracle.cli", "withdraw", "--config", str(config_path)],
                               capture_output=True, text=True, cwd=ROOT, timeout=60)  # fmt: skip
     assert withdraw.returncode == 0, withdraw.stderr[-2000:]
-    assert withdraw.stdout.startswith(f"withdrew {report['credit_wei']} wei")
-    assert deployment.nft.functions.credit(deployment.oracle.address).call() == 0
-    assert deployment.w3.eth.get_balance(deployment.oracle.address) > before
+    assert withdraw.stdout.startswith(f"withdrew {report['credit_wei']} wei and {usdc_paid} USDC units (0.285 USDC)")
+    assert deployment.nft.functions.credit(oracle).call() == deployment.nft.functions.usdcCredit(oracle).call() == 0
+    receipt = deployment.w3.eth.get_transaction_receipt(withdraw.stdout.split()[-3])
+    gas_paid = receipt["gasUsed"] * receipt["effectiveGasPrice"] + int(receipt.get("l1Fee", "0x0"), 16)
+    assert deployment.w3.eth.get_balance(oracle) == before + report["credit_wei"] - gas_paid
+    assert usdc.balance_of(oracle) == usdc_before + usdc_paid

@@ -38,9 +38,10 @@ def test_hostile_prompts_round_trip_through_metadata(deployment, ipfs, tiny_mode
     buyer = account_key(2)
     token_ids = [deployment.mint(buyer, prompt, 0) for prompt in HOSTILE_PROMPTS]
     # Invalid UTF-8 cannot be passed as a string by any ABI library: send the calldata by hand.
-    selector = deployment.nft.functions.mint("x", 0, 0)._encode_transaction_data()[:10]
-    calldata = selector + encode(["bytes", "uint8", "uint8"], [INVALID_UTF8, 0, 0]).hex()
-    tx = {"to": deployment.address, "data": calldata, "value": deployment.nft.functions.price(0).call(),
+    epoch = deployment.stack.oracle_epoch()
+    selector = deployment.nft.functions.mint("x", 0, 0, epoch)._encode_transaction_data()[:10]
+    calldata = selector + encode(["bytes", "uint8", "uint8", "uint256"], [INVALID_UTF8, 0, 0, epoch]).hex()
+    tx = {"to": deployment.address, "data": calldata, "value": deployment.stack.price_in_wei(0),
           "from": buyer.address, "nonce": deployment.w3.eth.get_transaction_count(buyer.address),
           "chainId": deployment.w3.eth.chain_id, "gas": 300_000,
           "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**6}  # fmt: skip
