@@ -42,6 +42,12 @@ class FrontConfig(ChainSettings):
     passphrase_env: str = "GENIM_PASSPHRASE"
     max_wei_per_call: int = Field(0, ge=0)
     max_wei_per_day: int = Field(0, ge=0, description="per UTC day")
+    # x402: agents pay USDC by an EIP-3009 authorization that this server settles itself, sending
+    # mintWithAuthorization from `relayer` (an `ape accounts` alias, TEST::n locally), which pays only the gas and
+    # should hold only gas money. Unset in hosted mode: no x402. The window is the offer's maxTimeoutSeconds.
+    relayer: str | None = None
+    relayer_passphrase_env: str = "GENIM_RELAYER_PASSPHRASE"
+    x402_window: int = Field(300, ge=60, le=600, description="seconds an x402 authorization may stay valid")
 
     @model_validator(mode="after")
     def _complete(self) -> FrontConfig:
