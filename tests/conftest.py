@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["tests.services", "tests.explorer_offline"]
 
 BASIC = 10**15  # 0.001 ether
 PREMIUM = 4 * BASIC
