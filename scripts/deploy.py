@@ -128,8 +128,9 @@ def devnet_payment_addresses(account) -> PaymentAddresses:
 
 
 def check_publishable(network) -> None:
-    """Fails before anything is deployed when verification could not run."""
-    if network.explorer is None:
+    """Fails before anything is deployed when verification could not run. A local network has no explorer (and
+    asking Ape for one there makes ape-etherscan fetch its list of chains)."""
+    if network.is_local or network.explorer is None:
         raise click.UsageError(f"--publish: {network.ecosystem.name}:{network.name} has no explorer plugin")
     if not os.environ.get(EXPLORER_KEY):
         raise click.UsageError(f"--publish needs an Etherscan API key in ${EXPLORER_KEY}")
@@ -223,6 +224,7 @@ def cli(
         "address": nft.address,
         "chain_id": network.chain_id,
         "block": receipt.block_number if receipt else 0,
+        "transaction": receipt.txn_hash if receipt else None,
         "owner": nft.owner(),
         "pending_owner": safe_address,
         "oracles": oracle_addresses,
