@@ -18,6 +18,7 @@ import time
 from collections import Counter
 
 from genim_devnet.localnet import free_port
+from genimnft.contract import Asset, RequestEvent
 from oracle import observe
 from oracle.journal import JobState, Journal, SentTx
 from tests.faults.proxy import RpcProxy
@@ -129,7 +130,8 @@ def test_two_operators_drop_tokens_set_by_the_other(deployment, devchain, ipfs, 
     settings = dict(batch_wait=30, batch_size=8)  # one batch of 4, sent once all are pinned
     a = make_daemon(oracle_config(deployment, ipfs, tiny_model, tmp_path / "a", **settings))
     b = make_daemon(oracle_config(deployment, ipfs, tiny_model, tmp_path / "b", account="TEST::8", **settings))
-    reverted_before, earned_before = observe.REVERTED._value.get(), observe.EARNINGS._value.get()
+    earnings = observe.EARNINGS.labels(asset="ETH")
+    reverted_before, earned_before = observe.REVERTED._value.get(), earnings._value.get()
     devchain.rpc("evm_setAutomine", False)  # both batches wait in the mempool together
     for daemon in (a, b):
         daemon.recover()
@@ -153,7 +155,7 @@ def test_two_operators_drop_tokens_set_by_the_other(deployment, devchain, ipfs, 
     assert len(loser.journal.txs()) == sent_before, "nothing sent for tokens the other oracle set"
     assert _states(loser, later) == [JobState.SET_BY_OTHER] * 2
     earned = sum(winner.journal.job(t).escrow for t in token_ids + later)
-    assert observe.EARNINGS._value.get() - earned_before == earned, "the loser counts none as its earnings"
+    assert earnings._value.get() - earned_before == earned, "the loser counts none as its earnings"
     counts = [oracle_tx_counts(_as_oracle(deployment, daemon)) for daemon in (a, b)]
     per_token, reverted = counts[0][0] + counts[1][0], counts[0][1] + counts[1][1]
     assert reverted == 1 and all(per_token[t] == 1 for t in later)
@@ -266,6 +268,31 @@ def test_journal_stores_any_fee_and_migrates_integer_fees(tmp_path):
     assert [(tx.hash, tx.max_fee, tx.priority_fee) for tx in journal.txs()] == [
         ("0x01", 7_400_000_000_000_000_000, 5), ("0x02", 2**255, 2**200)]  # fmt: skip
     assert journal.next_nonce() == 2
+
+
+def test_journal_from_before_the_usdc_rail_reads_its_escrows_as_eth(tmp_path):
+    """A journal written before escrows had an asset gains the column at open: its jobs read as ETH (the only
+    rail then), and new USDC jobs keep their asset, so earnings stay apart per asset."""
+    old = sqlite3.connect(tmp_path / "journal.sqlite3")
+    old.execute("CREATE TABLE jobs (token_id INTEGER PRIMARY KEY, state TEXT NOT NULL, tier INTEGER NOT NULL,"
+                " prompt TEXT NOT NULL, requester TEXT NOT NULL, escrow TEXT NOT NULL, deadline INTEGER NOT NULL,"
+                " block_number INTEGER NOT NULL, block_hash TEXT NOT NULL, image_cid TEXT, metadata TEXT,"
+                " metadata_cid TEXT, tx_hash TEXT, attempts INTEGER NOT NULL DEFAULT 0, note TEXT,"
+                " seen_at REAL NOT NULL, updated_at REAL NOT NULL)")  # fmt: skip
+    old.execute("INSERT INTO jobs (token_id, state, tier, prompt, requester, escrow, deadline, block_number,"
+                " block_hash, seen_at, updated_at) VALUES (1, 'confirmed', 0, 'old', '0xab', '1000000000000000',"
+                " 2000000000, 5, '0x05', 1.0, 1.0)")  # fmt: skip
+    old.commit()
+    old.close()
+    journal = Journal(tmp_path)
+    assert journal.job(1).asset is Asset.ETH and journal.job(1).escrow == 10**15
+    usdc_job = RequestEvent(token_id=2, tier=1, aspect=0, prompt="new", requester="0xcd", escrow=300_000,
+                            deadline=2_000_000_000, block_number=6, block_hash="0x06", asset=Asset.USDC)  # fmt: skip
+    assert journal.record_scan([usdc_job], 7) == [2]
+    journal.advance(2, JobState.CONFIRMED, tx_hash="0x07")
+    assert journal.job(2).asset is Asset.USDC
+    assert journal.earnings() == {Asset.ETH: (1, 10**15), Asset.USDC: (1, 300_000)}
+    journal.close()
 
 
 # 5. Journal deleted while a transaction waits in the mempool
