@@ -1,14 +1,18 @@
-"""Cost per image on OP mainnet: L2 execution, L1 data fee and GPU time, per tier, next to the $0.10 original.
+"""Cost per image on OP mainnet on each payment rail: L2 execution, L1 data fee and GPU time, per tier, next to
+the $0.10 original.
 
 Run with `python bench/cost.py` (every input is an option; `--help` lists them with their defaults). It reads
 the gas of each call from bench/results/gas.json (`make bench-gas`), builds the real signed EIP-1559
-transactions the buyer and the oracle send (ABI from genimnft/GenImNFT.abi.json), compresses each with FastLZ to
-price its L1 data exactly as an OP-stack node does after Fjord, adds GPU seconds per image at an hourly price,
-prints one table per tier and writes bench/results/cost.json.
+transactions the buyer, the relayer and the oracle send (ABI from genimnft/GenImNFT.abi.json), compresses each
+with FastLZ to price its L1 data exactly as an OP-stack node does after Fjord, adds GPU seconds per image at an
+hourly price, prints one table per tier and writes bench/results/cost.json.
 
-Chain fee per image = mint (L2 gas x (base + priority fee) + L1 data fee) + 1/16 of a 16-token setImages (same
-two parts). The operator fee (Isthmus) is 0 on OP mainnet and left out. Compute per image = GPU seconds per
-image x hourly price / 3600, i.e. a GPU kept busy; idle time is not counted.
+Two rails, one image: the ETH rail is the buyer's `mint` paying the tier's dollar price in wei at the ETH/USD
+rate; the USDC rail is `mintWithAuthorization` (the `v, r, s` form) sent by a relayer with the buyer's EIP-3009
+authorization, a longer transaction that also runs USDC's transferWithAuthorization. Chain fee per image on a
+rail = its mint (L2 gas x (base + priority fee) + L1 data fee) + 1/16 of a 16-token setImages (same two parts).
+The operator fee (Isthmus) is 0 on OP mainnet and left out. Compute per image = GPU seconds per image x hourly
+price / 3600, i.e. a GPU kept busy; idle time is not counted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import hashlib
 import json
 import sys
 from dataclasses import asdict, dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,13 @@ PROMPT_200 = (
 SIGNER_KEY = hashlib.sha256(b"genimnft bench/cost.py placeholder key").digest()
 CONTRACT = to_checksum_address(hashlib.sha256(b"genimnft bench/cost.py contract").digest()[:20])
 NONCE = 1234
+ORACLE_EPOCH = 1  # the epoch a mint names: one small integer, like a live deployment's
+# The USDC rail's authorization: a buyer, a validity end and a 32-byte nonce, and a signature (r, s random-looking).
+USDC_BUYER = to_checksum_address(hashlib.sha256(b"genimnft bench/cost.py usdc buyer").digest()[:20])
+VALID_BEFORE = 1_900_000_000
+AUTH_NONCE = hashlib.sha256(b"genimnft bench/cost.py nonce").digest()
+SIG_R, SIG_S = (hashlib.sha256(b"genimnft bench/cost.py signature " + part).digest() for part in (b"r", b"s"))
+RAILS = {"eth": ("mint_first", "mint_repeat"), "usdc": ("mint_usdc_first", "mint_usdc")}  # (first-time, repeat)
 
 # Fjord L1 data fee, as GasPriceOracle._fjordL1Cost / _fjordLinearRegression compute it
 # (ethereum-optimism/optimism packages/contracts-bedrock/src/L2/GasPriceOracle.sol) and op-geth charges it
@@ -185,7 +196,8 @@ def l1_fee_wei(fastlz_size: int, params: L1Params) -> int:
 
 
 def _calldata(abi: list[dict[str, Any]], name: str, args: list[Any]) -> bytes:
-    entry = next(e for e in abi if e.get("type") == "function" and e["name"] == name)
+    """ABI-encoded call of `name` (the overload that takes len(args) arguments)."""
+    entry = next(e for e in abi if e.get("type") == "function" and e["name"] == name and len(e["inputs"]) == len(args))
     types = [i["type"] for i in entry["inputs"]]
     return function_abi_to_4byte_selector(entry) + eth_abi.encode(types, args)
 
@@ -237,7 +249,9 @@ def price_tx(name: str, data: bytes, gas: int, value: int, tokens: int, fees: Fe
 def tier_transactions(
     abi: list[dict[str, Any]], gas: dict[str, int], tier: int, price_wei: int, fees: Fees, l1: L1Params
 ) -> dict[str, TxCost]:
-    mint = _calldata(abi, "mint", [PROMPT_200, tier, 0])
+    mint = _calldata(abi, "mint", [PROMPT_200, tier, 0, ORACLE_EPOCH])
+    authorization = [USDC_BUYER, 0, VALID_BEFORE, AUTH_NONCE, 28, SIG_R, SIG_S]
+    mint_usdc = _calldata(abi, "mintWithAuthorization", [PROMPT_200, tier, 0, ORACLE_EPOCH, *authorization])
     first = 1_000_000 + 1000 * tier  # token ids of a contract some time in production
     digests = [hashlib.sha256(f"metadata {first + i}".encode()).digest() for i in range(BATCH)]
     single = _calldata(abi, "setImage", [first, digests[0]])
@@ -246,6 +260,8 @@ def tier_transactions(
     specs = {  # key: (label, calldata, gas used, value, images served)
         "mint_first": ("mint (first-time holder)", mint, gas["mint_first"], price_wei, 1),
         "mint_repeat": ("mint (repeat holder)", mint, gas["mint_repeat"], price_wei, 1),
+        "mint_usdc_first": ("USDC mint (first-time)", mint_usdc, gas["mint_usdc_first"], 0, 1),
+        "mint_usdc": ("USDC mint (repeat holder)", mint_usdc, gas["mint_usdc"], 0, 1),
         "set_image": ("setImage (alone)", single, gas["set_image"], 0, 1),
         "set_images16": (f"setImages x{BATCH} (per token)", batch, batch_gas, 0, BATCH),
     }
@@ -289,16 +305,29 @@ def breakdown(paid: list[TxCost], l1: L1Params, eth_usd: Decimal) -> dict[str, f
     return {name: float(wei / WEI_PER_ETH * eth_usd) for name, wei in terms.items()}
 
 
+def rail_report(txs: dict[str, TxCost], mint_key: str, compute_usd: float, l1: L1Params, eth_usd: Decimal) -> dict:
+    """One rail's cost per image: its mint plus 1/BATCH of setImages, and the GPU time."""
+    paid = [txs[mint_key], txs["set_images16"]]
+    chain_wei = sum(tx.per_image_wei for tx in paid)
+    chain_usd = _usd(chain_wei, eth_usd)
+    total = chain_usd + compute_usd
+    return {
+        "mint": mint_key,
+        "chain_fee_wei": chain_wei,
+        "chain_fee_usd": chain_usd,
+        "breakdown_usd": breakdown(paid, l1, eth_usd) | {"compute": compute_usd},
+        "total_usd": total,
+        "times_cheaper_than_original": ORIGINAL_PRICE_USD / total,
+    }
+
+
 def tier_report(
     args: argparse.Namespace, name: str, settings: TierSettings, txs: dict[str, TxCost], l1: L1Params
 ) -> dict[str, Any]:
     eth_usd = Decimal(str(args.eth_usd))
-    paid = [txs["mint_first" if args.mint == "first-time" else "mint_repeat"], txs["set_images16"]]
-    chain_wei = sum(tx.per_image_wei for tx in paid)
     seconds, source = gpu_seconds(args, name, settings)
     compute_usd = seconds * args.gpu_hourly_usd / 3600
-    chain_usd = _usd(chain_wei, eth_usd)
-    total = chain_usd + compute_usd
+    which = 0 if args.mint == "first-time" else 1
     return {
         "size": f"{settings.width * settings.scale}x{settings.height * settings.scale}",
         "steps": settings.steps,
@@ -306,15 +335,11 @@ def tier_report(
             key: asdict(tx) | {"l2_fee_usd": _usd(tx.l2_fee_wei, eth_usd), "l1_fee_usd": _usd(tx.l1_fee_wei, eth_usd)}
             for key, tx in txs.items()
         },
-        "chain_fee_wei": chain_wei,
-        "chain_fee_usd": chain_usd,
-        "breakdown_usd": breakdown(paid, l1, eth_usd) | {"compute": compute_usd},
+        "rails": {rail: rail_report(txs, mints[which], compute_usd, l1, eth_usd) for rail, mints in RAILS.items()},
         "gpu_seconds_per_image": seconds,
         "gpu_seconds_source": source,
         "compute_usd": compute_usd,
-        "total_usd": total,
         "original_price_usd": ORIGINAL_PRICE_USD,
-        "times_cheaper_than_original": ORIGINAL_PRICE_USD / total,
     }
 
 
@@ -338,17 +363,18 @@ def print_tier(name: str, report: dict[str, Any], mint: str) -> None:
                 f"{l2 + l1:.6f}",
             )
         )
-    print(f"  chain fee per image   ${report['chain_fee_usd']:.6f}  (mint by a {mint} holder + 1/{BATCH} of setImages)")
     print(
         f"  compute per image     ${report['compute_usd']:.6f}  "
         f"({report['gpu_seconds_per_image']:.4f} GPU s, {report['gpu_seconds_source']})"
     )
-    print(
-        f"  total per image       ${report['total_usd']:.6f}  "
-        f"vs ${ORIGINAL_PRICE_USD:.2f} original: {report['times_cheaper_than_original']:.0f}x cheaper"
-    )
-    parts = ", ".join(f"{part} ${usd:.6f}" for part, usd in report["breakdown_usd"].items())
-    print(f"  of which              {parts}")
+    for rail, figures in report["rails"].items():
+        print(
+            f"  {rail.upper():<4} rail: chain ${figures['chain_fee_usd']:.6f} (mint by a {mint} holder + 1/{BATCH} of "
+            f"setImages), total ${figures['total_usd']:.6f} per image, "
+            f"{figures['times_cheaper_than_original']:.0f}x below the ${ORIGINAL_PRICE_USD:.2f} original"
+        )
+        parts = ", ".join(f"{part} ${usd:.6f}" for part, usd in figures["breakdown_usd"].items())
+        print(f"             of which {parts}")
 
 
 def _tier_seconds(text: str) -> tuple[str, float]:
@@ -394,10 +420,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--blob-fee-scalar", type=int, default=1014213, help="L1Block blobBaseFeeScalar (OP mainnet)")
     p.add_argument("--eth-usd", type=float, default=3000.0, help="ETH price in USD")
     p.add_argument(
-        "--tier-prices-eth",
+        "--tier-prices-usd",
         type=_prices,
-        default="0.0001,0.0004,0.0016",
-        help="mint value per tier (basic,premium,ultra), as in the README's deploy example; only its bytes matter",
+        default="0.10,0.30,0.80",
+        help="tier prices in US dollars (basic,premium,ultra), the deploy defaults; an ETH mint sends one at "
+        "--eth-usd (only its bytes matter)",
     )
     p.add_argument(
         "--mint",
@@ -411,6 +438,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.gpu_seconds = dict(args.gpu_seconds_list)
     return args
+
+
+def price_in_wei(usd: Decimal, eth_usd: Decimal) -> int:
+    """What an ETH mint is charged for `usd` at `eth_usd`, rounded up to a whole gwei as the contract does."""
+    return int((usd * GWEI / eth_usd).to_integral_value(rounding=ROUND_CEILING)) * GWEI
 
 
 def _gwei(value: float) -> int:
@@ -427,23 +459,24 @@ def main(argv: list[str] | None = None) -> int:
         _gwei(args.l1_base_fee_gwei), _gwei(args.blob_base_fee_gwei), args.base_fee_scalar, args.blob_fee_scalar
     )
     inputs = {k: v for k, v in vars(args).items() if k not in ("gpu_seconds_list", "gas_file", "generate_file", "out")}
-    inputs["tier_prices_eth"] = [str(p) for p in args.tier_prices_eth]
+    inputs["tier_prices_usd"] = [str(p) for p in args.tier_prices_usd]
     print(f"inputs: {json.dumps(inputs)}")
     tiers: dict[str, Any] = {}
     for index, settings in default_tiers().items():
         name = TIER_NAMES[index]
-        price_wei = int(args.tier_prices_eth[index] * WEI_PER_ETH)
+        price_wei = price_in_wei(args.tier_prices_usd[index], Decimal(str(args.eth_usd)))
         txs = tier_transactions(abi, gas, index, price_wei, fees, l1)
         tiers[name] = tier_report(args, name, settings, txs, l1)
         print_tier(name, tiers[name], args.mint)
-    basic = tiers["basic"]["total_usd"]
-    verdict = "meets" if basic < BASIC_GOAL_USD else "misses"
-    print(f"\ngoal: basic < ${BASIC_GOAL_USD}: {verdict} it at ${basic:.6f} per image")
+    basic = {rail: figures["total_usd"] for rail, figures in tiers["basic"]["rails"].items()}
+    for rail, total in basic.items():
+        verdict = "meets" if total < BASIC_GOAL_USD else "misses"
+        print(f"goal: basic < ${BASIC_GOAL_USD} on the {rail.upper()} rail: {verdict} it at ${total:.6f} per image")
     figures = {
         "inputs": inputs,
         "tiers": tiers,
         "basic_goal_usd": BASIC_GOAL_USD,
-        "basic_meets_goal": basic < BASIC_GOAL_USD,
+        "basic_meets_goal": {rail: total < BASIC_GOAL_USD for rail, total in basic.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
