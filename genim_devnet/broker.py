@@ -2,7 +2,8 @@
 
 Loopback only, on free ports (AMQP, Erlang distribution, epmd), with its data, logs, config and Erlang cookie
 in a temporary directory, no plugins; stopped by its process group, never by name. `kill9()` and `start()`
-on the same directory restart it with its durable queues, as after a crash.
+on the same directory restart it with its durable queues, as after a crash; `lose_disk()` between them restarts
+it empty.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class Broker:
 
     def stop(self) -> None:
         self._signal(signal.SIGTERM, grace=15.0)
+
+    def lose_disk(self) -> None:
+        """Deletes the stopped node's data (queues, messages, exchanges): the next start is a broker without its
+        disk."""
+        assert self.process is None, "stop or kill the node first"
+        shutil.rmtree(self.home / "mnesia", ignore_errors=True)
 
     def _signal(self, signum: int, grace: float = 5.0) -> None:
         if self.process is None:

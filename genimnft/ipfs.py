@@ -69,6 +69,15 @@ class IpfsClient:
     def cat(self, cid: str, timeout_s: int = 10) -> bytes:
         return self._post("/cat", params={"arg": cid, "timeout": f"{timeout_s}s"}).content
 
+    def pin(self, data: bytes, filename: str, verify_timeout_s: int = 5, expected_cid: str | None = None) -> str:
+        """Adds `data`, reads it back by the CID the node answered and returns that CID spelled in base32; with
+        `expected_cid`, the answer must also be that CID, compared as a CID (a base58 spelling is the same)."""
+        cid = canonical_cid(self.add(data, filename))
+        if expected_cid is not None and not same_cid(cid, expected_cid):
+            raise IpfsMismatch(f"IPFS answered CID {cid} for bytes whose CID is {expected_cid}")
+        self.verify(cid, data, timeout_s=verify_timeout_s)
+        return cid
+
     def verify(self, cid: str, expected: bytes, timeout_s: int = 5) -> None:
         """Reads `cid` back from the node and checks it is `expected`, byte for byte (by sha256): a node that
         acknowledged an add without storing it, or answered another CID, fails here, before anything relies

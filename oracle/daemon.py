@@ -20,7 +20,7 @@ from requests.exceptions import RequestException
 from web3.exceptions import Web3Exception
 
 from genimnft.contract import Chain
-from genimnft.ipfs import IpfsClient, IpfsError, IpfsMismatch, canonical_cid, same_cid
+from genimnft.ipfs import IpfsClient, IpfsError
 from genimnft.metadata import ImageFacts, metadata_bytes, raw_cid
 from oracle import observe
 from oracle.config import OracleConfig
@@ -273,16 +273,12 @@ class Daemon:
             self._advance(job.token_id, JobState.IMAGE_PINNED, image_cid=cid)
         for job in self.journal.jobs(JobState.IMAGE_PINNED):
             data = metadata_bytes(self.facts(job))
-            cid = self._pin_verified(data, f"genimnft-{job.token_id}.json", "metadata")
-            if not same_cid(cid, raw_cid(data)):
-                raise IpfsMismatch(f"IPFS answered CID {cid} for metadata whose raw CID is {raw_cid(data)}")
-            self._advance(job.token_id, JobState.METADATA_PINNED, metadata=data.decode(), metadata_cid=raw_cid(data))
+            cid = self._pin_verified(data, f"genimnft-{job.token_id}.json", "metadata", expected_cid=raw_cid(data))
+            self._advance(job.token_id, JobState.METADATA_PINNED, metadata=data.decode(), metadata_cid=cid)
 
-    def _pin_verified(self, data: bytes, filename: str, kind: str) -> str:
-        """Adds `data`, reads it back by the CID the node answered, returns that CID spelled in base32."""
+    def _pin_verified(self, data: bytes, filename: str, kind: str, expected_cid: str | None = None) -> str:
         started = time.monotonic()
-        cid = canonical_cid(self.ipfs.add(data, filename))
-        self.ipfs.verify(cid, data, timeout_s=self.config.ipfs_verify_timeout)
+        cid = self.ipfs.pin(data, filename, self.config.ipfs_verify_timeout, expected_cid)
         observe.PIN_SECONDS.labels(kind=kind).observe(time.monotonic() - started)
         return cid
 

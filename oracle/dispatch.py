@@ -4,8 +4,10 @@ It stays the only holder of the key and of the journal. Its dispatch stage sends
 the workers' queue (the journal records the dispatch first); its collect stage takes the workers' results,
 checks each against IPFS, and moves the job to metadata_pinned, where the daemon's own submit stage batches
 it into setImages. Delivery is at-least-once; the journal makes its effect exactly-once: a result for a job
-that is no longer out (a duplicate, or one past its deadline margin) is dropped, and after a restart or a
-broker outage everything the journal says is out is sent again.
+that is no longer out (a duplicate, or one past its deadline margin) is dropped, and after a restart or any
+sign of a broker outage everything the journal says is out is sent again (a broker may come back without its
+disk). Every message on the results queue is checked against the schema (oracle/messages.py) and the job it
+names before anything else reads it; one that fails is rejected for good, said in one line and counted.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from oracle.config import fingerprint
 from oracle.daemon import Daemon, StartupError
 from oracle.generate import seed_for
 from oracle.journal import Job, JobState
+from oracle.messages import RejectedMessage, WorkResult, decode_result
 from oracle.pool import WorkerPool
 from oracle.verify import VerificationError, verify_result
-from oracle.wire import BrokerUnavailable, JobOrder, JobSender, ResultQueue, WorkResult, results_queue, task_id
+from oracle.wire import BrokerUnavailable, JobOrder, JobSender, ResultQueue, results_queue, task_id
 
 log = logging.getLogger("genim.dispatch")
 RESULTS_PER_PASS = 256
@@ -30,7 +33,7 @@ class Coordinator(Daemon):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fingerprint = fingerprint(self.config.tiers)
-        self.jobs = JobSender(self.config.broker_url, self.fingerprint)
+        self.jobs = JobSender(self.config.broker_url, self.fingerprint, on_outage=self._broker_outage)
         self._results: ResultQueue | None = None  # named after the chain id, known after preflight
         self.pool = WorkerPool(self.fingerprint)
         self._resend_all = True  # after a start or a broker outage the queue may lack what the journal has out
@@ -39,7 +42,8 @@ class Coordinator(Daemon):
     def preflight(self, load_models: bool = False) -> None:
         """The daemon's checks without loading any model (the workers do), and the broker's."""
         super().preflight(load_models=False)
-        self._results = ResultQueue(self.config.broker_url, results_queue(self.chain_id, self.chain.address))
+        self._results = ResultQueue(self.config.broker_url, results_queue(self.chain_id, self.chain.address),
+                                    on_outage=self._broker_outage)  # fmt: skip
         try:
             self.results.check()
         except BrokerUnavailable as exc:
@@ -55,19 +59,23 @@ class Coordinator(Daemon):
 
     def _generate(self) -> None:
         self._chain_now = self.chain.timestamp()
-        try:
-            out = self._tend_out()
-            for job in self.journal.jobs(JobState.SEEN, limit=max(0, self.config.max_jobs_out - out)):
-                if self.submitter.still_worth_it(job):
-                    self._dispatch(job, job.attempts + 1)
-        except BrokerUnavailable:
-            self._resend_all = True
-            raise
+        out = self._tend_out()
+        for job in self.journal.jobs(JobState.SEEN, limit=max(0, self.config.max_jobs_out - out)):
+            if self.submitter.still_worth_it(job):
+                self._dispatch(job, job.attempts + 1)
+
+    def _broker_outage(self) -> None:
+        """A publish or a take failed, or Celery reconnected under a publish: what was queued may be gone."""
+        if not self._resend_all:
+            log.warning("broker outage: every job out will be sent again once it answers")
+        self._resend_all = True
 
     def _tend_out(self) -> int:
         """Skips jobs out past their deadline margin, re-sends what timed out (or everything, after a start
         or an outage); returns how many jobs are out."""
         resend_all, self._resend_all = self._resend_all, False
+        if resend_all:
+            self.jobs.resending_all()
         out = 0
         for job in self.journal.jobs(JobState.DISPATCHED, limit=10_000):
             left = job.deadline - self._chain_now
@@ -107,13 +115,18 @@ class Coordinator(Daemon):
     # the collect stage, in place of the daemon's pin stage
 
     def _pin(self) -> None:
-        for result, message in self.results.take(RESULTS_PER_PASS):
+        for delivery in self.results.take(RESULTS_PER_PASS):
             try:
-                self._collect(result)
+                self._collect(decode_result(delivery.body, delivery.content_type, delivery.content_encoding))
+            except RejectedMessage as exc:
+                delivery.reject()
+                observe.RESULTS_REFUSED.labels(reason=exc.reason).inc()
+                log.warning("result message rejected (%s): %s", exc.reason, exc)
+                continue
             except BaseException:
-                message.requeue()  # e.g. the IPFS node is down: the result waits in the queue
+                delivery.requeue()  # e.g. the IPFS node is down: the result waits in the queue
                 raise
-            message.ack()  # only now: the journal has it
+            delivery.ack()  # only now: the journal has it
 
     def _collect(self, result: WorkResult) -> None:
         _, first = self.pool.heard(result.worker, result.fingerprint)
@@ -130,6 +143,9 @@ class Coordinator(Daemon):
             log.info("worker %s joined", result.worker, extra={"fingerprint": result.fingerprint})
             return
         job = self.journal.job(result.token_id)
+        if job is None or result.attempt > job.attempts:
+            raise RejectedMessage("unknown_job", f"token {result.token_id} attempt {result.attempt} was never "
+                                                 f"dispatched (from worker {result.worker})")  # fmt: skip
         if (
             job is not None
             and job.state is JobState.DISPATCHED

@@ -1,6 +1,7 @@
 """The coordinator's check of a worker's result before its digest may go on-chain: the metadata fetched back
-from IPFS by its CID hashes to the digest, names the token and the image, and the image CID resolves to a
-PNG of the expected size whose bytes hash to that CID."""
+from IPFS by its CID hashes to the digest, names the token and the image, and the image fetched by the CID the
+metadata names is a PNG of the expected size whose bytes hash to that CID and are the bytes the worker
+generated (their sha256 travels with the result: an IPFS node that answered a stale CID is caught here)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 
 from genimnft.ipfs import IpfsClient, IpfsError, same_cid
 from genimnft.metadata import png_size, raw_cid
-from oracle.wire import WorkResult
+from oracle.messages import WorkResult
 
 
 class VerificationError(RuntimeError):
@@ -29,10 +30,12 @@ def verify_result(ipfs: IpfsClient, result: WorkResult, prompt: str, size: tuple
     except (ValueError, KeyError, TypeError) as exc:
         raise VerificationError(f"metadata {result.metadata_cid} is not token metadata: {exc}") from exc
     if named != f"GenImNFT #{result.token_id}" or image != f"ipfs://{result.image_cid}":
-        raise VerificationError(f"metadata {result.metadata_cid} names {named!r} and {image!r}")
+        raise VerificationError(f"metadata {result.metadata_cid} names {str(named)[:80]!r} and {str(image)[:140]!r}")
     if described != prompt:
         raise VerificationError(f"metadata {result.metadata_cid} describes another prompt")
     png = _fetch(ipfs, result.image_cid, "image")
+    if hashlib.sha256(png).hexdigest() != result.image_sha256:
+        raise VerificationError(f"image {result.image_cid} is not the image this job generated (sha256 differs)")
     try:
         produced = png_size(png)
     except ValueError as exc:

@@ -3,30 +3,40 @@
 Jobs go out as Celery tasks on a queue named by the model fingerprint (a worker with other settings listens
 elsewhere and never takes them): late acks, requeued if the worker is lost, prefetch 1, publisher confirms, a
 stable task id per job attempt, an expiry before the request's deadline. Results come back on the durable
-queue of the coordinator's contract (named in each job), which workers publish to with confirms and the
-coordinator takes one by one, acknowledging each only after the journal has it, so a coordinator killed with
-kill -9 loses none. A starting worker announces itself on a fanout exchange bound to every results queue.
+queue of the coordinator's contract (named in each job). A worker declares that queue itself before it
+publishes, publishes persistent, mandatory and confirmed, and retries until the broker confirms: a broker that
+restarted empty gets the queue back from the first publish, and a result is never routed into nothing. The
+coordinator takes results one by one as raw messages (never decoded by kombu: oracle/messages.py checks them)
+and acknowledges each only after the journal has it, so a coordinator killed with kill -9 loses none. A
+starting worker announces itself on a fanout exchange bound to every results queue.
+
+Every sign that the broker went away (a publish or a take that failed, a connection Celery repaired by itself
+while publishing) is reported to the coordinator's `on_outage`: a broker that lost its disk lost every job
+queued, so the coordinator sends all its jobs out again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import kombu
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
 
+from oracle.messages import WorkResult
+
 log = logging.getLogger("genim.wire")
 TASK = "genim.generate"
 HELLO = kombu.Exchange("genim.hello", type="fanout", durable=True)
 BROKER_ERRORS = (KombuError, AMQPError, OSError)
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+T = TypeVar("T")
 
 
 class BrokerUnavailable(ConnectionError):
@@ -39,6 +49,11 @@ def jobs_queue(fingerprint: str) -> str:
 
 def results_queue(chain_id: int, contract: str) -> str:
     return f"genim.results.{chain_id}.{contract.lower()}"
+
+
+def _results(name: str) -> kombu.Queue:
+    """A results queue as both sides declare it (the same arguments, or the broker refuses the second)."""
+    return kombu.Queue(name, exchange=HELLO, durable=True)
 
 
 @dataclass(frozen=True)
@@ -55,22 +70,6 @@ class JobOrder:
     reply_to: str  # the coordinator's results queue
 
 
-@dataclass(frozen=True)
-class WorkResult:
-    """What a worker sends back: `hello` when it starts, then a `result` or a `failure` per job."""
-
-    kind: Literal["hello", "result", "failure"]
-    worker: str
-    fingerprint: str
-    token_id: int = 0
-    attempt: int = 0
-    image_cid: str = ""
-    metadata_cid: str = ""
-    digest: str = ""  # sha256 of the metadata bytes, hex
-    seconds: float = 0.0
-    error: str = ""
-
-
 def celery_app(broker_url: str) -> Any:
     from celery import Celery
 
@@ -85,7 +84,7 @@ def celery_app(broker_url: str) -> Any:
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        task_publish_retry_policy=PUBLISH_RETRY,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
@@ -98,88 +97,135 @@ def task_id(chain_id: int, contract: str, order: JobOrder) -> str:
 
 
 class JobSender:
-    """The coordinator's side of the jobs queue."""
+    """The coordinator's side of the jobs queue (durable, declared by each publish after a reconnect)."""
 
-    def __init__(self, broker_url: str, fingerprint: str) -> None:
+    def __init__(self, broker_url: str, fingerprint: str, on_outage: Callable[[], None]) -> None:
         self._app = celery_app(broker_url)
         self._queue = jobs_queue(fingerprint)
+        self._on_outage = on_outage
+        self._confirmed = 0  # jobs the broker confirmed since the last outage was reported
 
     def send(self, order: JobOrder, task: str, expires_at: float) -> None:
+        policy = {**PUBLISH_RETRY, "errback": self._repairing}
         try:
-            self._app.send_task(TASK, args=[asdict(order)], task_id=task, queue=self._queue,
+            self._app.send_task(TASK, args=[asdict(order)], task_id=task, queue=self._queue, retry_policy=policy,
                                 expires=datetime.fromtimestamp(expires_at, UTC))  # fmt: skip
         except BROKER_ERRORS as exc:
+            self._confirmed = 0
+            self._on_outage()
             raise BrokerUnavailable(f"broker: cannot publish job {task}: {exc}") from exc
+        self._confirmed += 1
+
+    def resending_all(self) -> None:
+        """The coordinator is sending every job out again: a reconnect from here on loses only what follows."""
+        self._confirmed = 0
+
+    def _repairing(self, exc: BaseException, _interval: float) -> None:
+        """Kombu's errback while Celery repairs the connection under a publish: the jobs confirmed on the old
+        connection may be gone with the broker."""
+        log.warning("broker: connection lost while publishing, reconnecting: %s", exc)
+        if self._confirmed:
+            self._confirmed = 0
+            self._on_outage()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One raw message taken from a results queue, to be acked, rejected or requeued by the taker."""
+
+    body: bytes
+    content_type: str | None
+    content_encoding: str | None
+    _tag: int
+    _queue: ResultQueue
+    _connection: kombu.Connection  # a delivery tag means something only on the connection it came on
+
+    def ack(self) -> None:
+        self._queue._settle(self._connection, lambda channel: channel.basic_ack(self._tag))
+
+    def reject(self) -> None:
+        """Dropped for good: not requeued, so one bad message cannot block the queue."""
+        self._queue._settle(self._connection, lambda channel: channel.basic_reject(self._tag, requeue=False))
+
+    def requeue(self) -> None:
+        self._queue._settle(self._connection, lambda channel: channel.basic_reject(self._tag, requeue=True))
 
 
 class ResultQueue:
     """A coordinator's durable results queue (`name`), or a worker's way to any of them (no name); one
     connection, re-opened after a broker outage."""
 
-    def __init__(self, broker_url: str, name: str | None = None) -> None:
+    def __init__(self, broker_url: str, name: str | None = None, on_outage: Callable[[], None] | None = None) -> None:
         self._url = broker_url
         self.name = name or ""
+        self._on_outage = on_outage or (lambda: None)
         self._connection: kombu.Connection | None = None
-        self._queue = kombu.Queue(name, exchange=HELLO, durable=True) if name else None
+        self._declared: set[str] = set()  # results queues declared on this connection
 
     def _open(self) -> kombu.Connection:
         if self._connection is None:
             connection = kombu.Connection(self._url, transport_options={"confirm_publish": True}, connect_timeout=5)
             connection.ensure_connection(max_retries=1)
-            if self._queue is not None:
-                self._queue(connection.default_channel).declare()
-            self._connection = connection
+            self._connection, self._declared = connection, set()
+        if self.name:
+            self._declare(self.name)
         return self._connection
 
+    def _declare(self, name: str) -> None:
+        if name not in self._declared:
+            assert self._connection is not None
+            _results(name)(self._connection.default_channel).declare()
+            self._declared.add(name)
+
     def publish(self, result: WorkResult, queue: str | None = None, ttl: float | None = None) -> None:
-        """A worker's publish, to one results queue or (no queue) to all: persistent, confirmed, retried until
-        the broker takes it."""
+        """A worker's publish, to one results queue or (no queue) to all: persistent, mandatory, confirmed,
+        retried until the broker takes it (the worker keeps its job, unacknowledged, meanwhile)."""
         target = {"routing_key": queue} if queue else {"exchange": HELLO, "routing_key": "", "declare": [HELLO]}
         while True:
             try:
-                producer = self._open().Producer(serializer="json")
-                producer.publish(asdict(result), delivery_mode=2, expiration=ttl, **target)
+                connection = self._open()
+                if queue:
+                    self._declare(queue)
+                producer = connection.Producer(serializer="json")
+                producer.publish(result.model_dump(mode="json"), delivery_mode=2, expiration=ttl,
+                                 mandatory=bool(queue), **target)  # fmt: skip
                 return
             except BROKER_ERRORS as exc:
                 log.warning("broker: cannot publish the result of token %d, retrying: %s", result.token_id, exc)
                 self.close()
                 time.sleep(1.0)
 
-    def take(self, limit: int) -> Iterator[tuple[WorkResult, kombu.Message]]:
-        """The coordinator's take: up to `limit` results, each to be acked (or requeued) by the caller."""
-        try:
-            channel = self._open().default_channel
-            assert self._queue is not None, "only a coordinator takes results"
-            for _ in range(limit):
-                message = self._queue(channel).get(no_ack=False)
-                if message is None:
-                    return
-                try:
-                    result = _result(message)
-                except (KeyError, TypeError, ValueError) as exc:
-                    log.warning("malformed result dropped: %s", exc)
-                    message.ack()
-                    continue
-                yield result, message
-        except BROKER_ERRORS as exc:
-            self.close()
-            raise BrokerUnavailable(f"broker {self._url.rsplit('@', 1)[-1]}: {exc}") from exc
+    def take(self, limit: int) -> Iterator[Delivery]:
+        """The coordinator's take: up to `limit` raw messages, each to be settled by the caller."""
+        assert self.name, "only a coordinator takes results"
+        for _ in range(limit):
+            connection = self._guarded(self._open)
+            raw = self._guarded(lambda c=connection: c.default_channel.basic_get(queue=self.name, no_ack=False))
+            if raw is None:
+                return
+            body = raw.body.encode() if isinstance(raw.body, str) else bytes(raw.body)
+            properties = raw.properties
+            yield Delivery(body, properties.get("content_type"), properties.get("content_encoding"),
+                           raw.delivery_tag, self, connection)  # fmt: skip
 
     def check(self) -> None:
+        self._guarded(self._open, "does not answer: ")
+
+    def _settle(self, connection: kombu.Connection, settle: Callable[[Any], object]) -> None:
+        if connection is not self._connection:  # the broker requeued it when that connection was lost
+            raise BrokerUnavailable("broker: the connection a result came on is gone; it is delivered again")
+        self._guarded(lambda: settle(connection.default_channel))
+
+    def _guarded(self, call: Callable[[], T], what: str = "") -> T:
         try:
-            self._open()
+            return call()
         except BROKER_ERRORS as exc:
             self.close()
-            raise BrokerUnavailable(f"broker {self._url.rsplit('@', 1)[-1]} does not answer: {exc}") from exc
+            self._on_outage()
+            raise BrokerUnavailable(f"broker {self._url.rsplit('@', 1)[-1]} {what}{exc}") from exc
 
     def close(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(*BROKER_ERRORS):
                 self._connection.release()
             self._connection = None
-
-
-def _result(message: kombu.Message) -> WorkResult:
-    body = message.payload if isinstance(message.payload, dict) else json.loads(message.body)
-    fields = {name: body[name] for name in WorkResult.__dataclass_fields__ if name in body}
-    return WorkResult(**fields)

@@ -11,12 +11,13 @@ import threading
 import time
 from typing import Protocol
 
-from genimnft.ipfs import IpfsClient, IpfsError
+from genimnft.ipfs import IpfsClient
 from genimnft.metadata import metadata_bytes, raw_cid
 from oracle.config import WorkerConfig, fingerprint
 from oracle.facts import image_facts
 from oracle.generate import Generated
-from oracle.wire import TASK, JobOrder, ResultQueue, WorkResult, celery_app, jobs_queue
+from oracle.messages import MAX_ERROR_CHARS, WorkResult
+from oracle.wire import TASK, JobOrder, ResultQueue, celery_app, jobs_queue
 
 log = logging.getLogger("genim.worker")
 ANNOUNCE_EVERY = 30.0
@@ -42,7 +43,8 @@ class Worker:
         self.results = ResultQueue(config.broker_url)
 
     def announce(self, via: ResultQueue | None = None) -> None:
-        (via or self.results).publish(WorkResult("hello", self.name, self.fingerprint), ttl=ANNOUNCE_EVERY * 2)
+        hello = WorkResult(kind="hello", worker=self.name, fingerprint=self.fingerprint)
+        (via or self.results).publish(hello, ttl=ANNOUNCE_EVERY * 2)
         log.info("announced", extra={"worker": self.name, "fingerprint": self.fingerprint})
 
     def keep_announcing(self) -> None:
@@ -65,25 +67,30 @@ class Worker:
             result = self._produce(order)
         except (RuntimeError, ValueError, OSError) as exc:  # GenerationError, IpfsError, out of memory...
             log.warning("job failed: %s", exc, extra={"token_id": order.token_id})
-            result = WorkResult("failure", self.name, self.fingerprint, order.token_id, order.attempt,
-                                error=str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)  # fmt: skip
+            error = str(exc).splitlines()[0][:MAX_ERROR_CHARS] if str(exc).strip() else type(exc).__name__
+            result = WorkResult(kind="failure", worker=self.name, fingerprint=self.fingerprint,
+                                token_id=order.token_id, attempt=order.attempt, error=error)  # fmt: skip
         self.results.publish(result, order.reply_to)
         log.info("job %s", result.kind, extra={"token_id": order.token_id, "seconds": time.monotonic() - started})
 
     def _produce(self, order: JobOrder) -> WorkResult:
+        """Generates, then pins image and metadata, each read back from the node by the CID it answered and
+        compared byte for byte, as the daemon does: a node that answers a stale or foreign CID fails the job
+        here. The image's sha256 goes with the result, so the coordinator can check the image it fetches by the
+        metadata's CID is the one generated."""
         started = time.monotonic()
         [image] = self.generator.generate(order.tier, [order.prompt], [order.seed], order.aspect)
-        image_cid = self.ipfs.add(image.png, f"genimnft-{order.token_id}.png")
+        image_cid = self.ipfs.pin(image.png, f"genimnft-{order.token_id}.png")
         facts = image_facts(
             self.config.tiers[order.tier], token_id=order.token_id, prompt=order.prompt, tier=order.tier,
             aspect=order.aspect, seed=order.seed, png=image.png, generated_at=int(time.time()), image_cid=image_cid,
         )  # fmt: skip
         data = metadata_bytes(facts)
-        metadata_cid = self.ipfs.add(data, f"genimnft-{order.token_id}.json")
-        if metadata_cid != raw_cid(data):
-            raise IpfsError(f"IPFS answered CID {metadata_cid} for metadata whose raw CID is {raw_cid(data)}")
-        return WorkResult("result", self.name, self.fingerprint, order.token_id, order.attempt, image_cid,
-                          metadata_cid, hashlib.sha256(data).hexdigest(), time.monotonic() - started)  # fmt: skip
+        metadata_cid = self.ipfs.pin(data, f"genimnft-{order.token_id}.json", expected_cid=raw_cid(data))
+        return WorkResult(kind="result", worker=self.name, fingerprint=self.fingerprint, token_id=order.token_id,
+                          attempt=order.attempt, image_cid=image_cid, metadata_cid=metadata_cid,
+                          digest=hashlib.sha256(data).hexdigest(), image_sha256=hashlib.sha256(image.png).hexdigest(),
+                          seconds=time.monotonic() - started)  # fmt: skip
 
 
 def default_name(device: str) -> str:

@@ -4,12 +4,15 @@ Every call goes through to the real js-ipfs node; only `/api/v0/add` is altered,
 - "honest": passed through unchanged;
 - "drop": the node acknowledges the add with the right CID without storing the bytes (`only-hash`);
 - "rewrite": the bytes are stored, but the answer names a decoy CID (one the node serves, other bytes);
-- "base58": the right CID, spelled in base58btc instead of the base32 that was asked for.
+- "base58": the right CID, spelled in base58btc instead of the base32 that was asked for;
+- "stale": the bytes are stored, but the answer is the CID of the previous add of a file of the same kind (by
+  its file name's extension: the previous image for an image), as a node with a stale cache would answer.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -17,7 +20,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 from multiformats import CID
 
-MODES = ("honest", "drop", "rewrite", "base58")
+MODES = ("honest", "drop", "rewrite", "base58", "stale")
+EXTENSION = re.compile(rb'filename="[^"]*?(\.[A-Za-z0-9]+)"')
 
 
 class LyingIpfsNode:
@@ -26,6 +30,7 @@ class LyingIpfsNode:
         self.mode = mode
         self.adds = 0
         self._decoy: str | None = None
+        self._previous: dict[bytes, str] = {}  # by file extension: the last CID the node itself answered
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -53,7 +58,11 @@ class LyingIpfsNode:
             return reply.status_code, reply.content
         self.adds += 1
         answer = json.loads(reply.content.splitlines()[-1])
-        if self.mode == "rewrite":
+        kind = match.group(1) if (match := EXTENSION.search(body)) else b""
+        previous, self._previous[kind] = self._previous.get(kind), answer["Hash"]
+        if self.mode == "stale" and previous is not None:
+            answer["Hash"] = previous
+        elif self.mode == "rewrite":
             answer["Hash"] = self._decoy_cid()
         elif self.mode == "base58":
             answer["Hash"] = CID.decode(answer["Hash"]).encode("base58btc")

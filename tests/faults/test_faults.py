@@ -8,12 +8,14 @@ resolves too. Each case adds a row to bench/results/reliability.json (the README
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ import pytest
 import torch
 
 from genim_devnet.localnet import free_port, ipfs_node
+from genimnft.ipfs import IpfsClient
 from oracle.journal import JobState, Journal
 from tests.faults.proxy import RpcProxy
 from tests.services import (
@@ -51,17 +54,36 @@ def oracle_tx_counts(deployment) -> tuple[Counter, int]:
     return per_token, reverted
 
 
-def settle_report(deployment, ipfs, token_ids, state_dir: Path, pending: tuple[int, ...] = ()) -> dict:
-    """Asserts the outcome every case promises; returns the lost/duplicated counts for the report."""
+def settle_report(
+    deployment, ipfs, token_ids, state_dir: Path | None, pending: tuple[int, ...] = (),
+    images: Callable[[int], bytes] | None = None,
+) -> dict:  # fmt: skip
+    """Asserts the outcome every case promises; returns the lost, duplicated and wrong-image counts for the report.
+    Each token's image must be the one generated for it: the daemon's file in `state_dir`, or, for GPU workers,
+    `images(token_id)` (without either the image is only checked to be a PNG, and no wrong-image count is given)."""
     fulfilled = [t for t in token_ids if t not in pending]
     assert_all_set_once(deployment, ipfs, fulfilled, state_dir)
     for token_id in pending:
         assert deployment.nft.functions.request(token_id).call()[0] == 1, f"token {token_id} should be pending"
     per_token, reverted = oracle_tx_counts(deployment)
     duplicated = sum(1 for t in token_ids if per_token[t] > 1)
-    assert reverted == 0 and duplicated == 0, f"reverted={reverted} duplicated={duplicated}"
+    wrong = wrong_images(deployment, ipfs, fulfilled, images) if images else 0
+    assert reverted == 0 and duplicated == 0 and wrong == 0, (
+        f"reverted={reverted} duplicated={duplicated} wrong={wrong}"
+    )
     lost = sum(1 for t in fulfilled if per_token[t] != 1)
-    return {"lost": lost, "duplicated": duplicated}
+    checked = state_dir is not None or images is not None or not fulfilled
+    return {"lost": lost, "duplicated": duplicated, **({"wrong_image": wrong} if checked else {})}
+
+
+def wrong_images(deployment, ipfs, token_ids, images: Callable[[int], bytes]) -> int:
+    """Tokens whose tokenURI leads to another image than the one generated for them."""
+    client = IpfsClient(ipfs.api_url)
+    wrong = 0
+    for token_id in token_ids:
+        metadata = client.cat(deployment.nft.functions.tokenURI(token_id).call().removeprefix("ipfs://"))
+        wrong += client.cat(json.loads(metadata)["image"].removeprefix("ipfs://")) != images(token_id)
+    return wrong
 
 
 def mint_batch(deployment, count: int, prefix: str) -> list[int]:

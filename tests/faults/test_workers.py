@@ -7,32 +7,31 @@ where a case needs a job to last a known time. Each case adds a row to bench/res
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import kombu
 import pytest
 
 from genim_devnet.broker import available, rabbitmq
-from oracle.config import fingerprint
+from genim_devnet.generator_double import HoldingGeneratorDouble
+from genimnft.metadata import raw_cid
+from oracle.config import OracleConfig, fingerprint, load_config
+from oracle.generate import Generator, seed_for
 from oracle.journal import Journal
-from oracle.wire import WorkResult, jobs_queue, results_queue
+from oracle.messages import WorkResult
+from oracle.wire import jobs_queue, results_queue
 from tests.faults.test_faults import mint_batch, oracle_tx_counts, settle_report, stop
 from tests.services import confirmed_count, oracle_config, start_daemon, start_worker, wait_for, write_config
 
 pytestmark = pytest.mark.skipif(not available(), reason="rabbitmq-server is not installed (make setup)")
 TIMEOUT = 3600  # the contract's default request timeout
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with rabbitmq() as node:
-        yield node
 
 
 def pool_config(deployment, ipfs, model, tmp_path: Path, broker, **overrides) -> Path:
@@ -107,10 +106,36 @@ def mining(devchain, every: float = 1.0) -> Iterator[None]:
         thread.join()
 
 
+def pool_images(deployment, config_path: Path, model: bool = False) -> Callable[[int], bytes]:
+    """Each token's image as a worker must have made it: the worker's generator run again for the job's prompt
+    and seed (the tiny model with `model`, else HoldingGeneratorDouble; both are deterministic)."""
+    config = load_config(config_path, model=OracleConfig)
+    generator = Generator(config.tiers, "cpu") if model else HoldingGeneratorDouble(config.tiers, hold=0)
+
+    def expected(token_id: int) -> bytes:
+        journal = Journal(config.state_dir)
+        try:
+            job = journal.job(token_id)
+        finally:
+            journal.close()
+        assert job is not None
+        seed = seed_for(deployment.w3.eth.chain_id, deployment.address, token_id)
+        [image] = generator.generate(job.tier, [job.prompt], [seed], job.aspect)
+        return image.png
+
+    return expected
+
+
+def publish_raw(broker, deployment, body: bytes | dict, **properties: object) -> None:
+    """Straight onto the coordinator's results queue, as anyone who reaches the broker can."""
+    options = {"serializer": "json"} if isinstance(body, dict) else properties
+    with kombu.Connection(broker.url) as connection:
+        connection.Producer().publish(body, routing_key=results_queue(deployment.w3.eth.chain_id, deployment.address),
+                                      **options)  # fmt: skip
+
+
 def purge(broker, deployment, config_path: Path) -> None:
     """Deletes this case's queues, so that nothing it left behind reaches the next case on the same broker."""
-    from oracle.config import OracleConfig, load_config
-
     config = load_config(config_path, model=OracleConfig)
     names = [jobs_queue(fingerprint(config.tiers)), results_queue(deployment.w3.eth.chain_id, deployment.address)]
     with kombu.Connection(broker.url) as connection:
@@ -136,7 +161,7 @@ def test_worker_killed_mid_job_another_finishes_it(deployment, ipfs, tiny_model,
         assert wait_for(lambda: confirmed_count(state) == 4, timeout=60)
         recovery = time.monotonic() - killed
     assert victim in generating(tmp_path / "w2.log"), "the killed worker's job was finished by the other one"
-    outcome = settle_report(deployment, ipfs, token_ids, None)
+    outcome = settle_report(deployment, ipfs, token_ids, None, images=pool_images(deployment, config_path))
     purge(broker, deployment, config_path)
     reliability.append(row("worker kill -9 mid-job", "SIGKILL to a worker holding a job (2 s); 2 workers", 4,
                            outcome, recovery, note=f"token {victim} redelivered to the other worker"))  # fmt: skip
@@ -156,7 +181,7 @@ def test_broker_killed_and_restarted_while_jobs_are_queued(deployment, ipfs, tin
             own.start()
             assert wait_for(lambda: confirmed_count(state) == 6, timeout=90)
             recovery = time.monotonic() - restarted
-    outcome = settle_report(deployment, ipfs, token_ids, None)
+    outcome = settle_report(deployment, ipfs, token_ids, None, images=pool_images(deployment, config_path))
     reliability.append(row("RabbitMQ kill -9 + restart", "broker SIGKILLed with 5 jobs queued, restarted 2 s later",
                            6, outcome, recovery))  # fmt: skip
 
@@ -173,7 +198,7 @@ def test_coordinator_killed_with_8_jobs_out(deployment, ipfs, tiny_model, tmp_pa
         with processes(start_daemon(config_path)):
             assert wait_for(lambda: confirmed_count(state) == 8, timeout=90)
             recovery = time.monotonic() - restarted
-    outcome = settle_report(deployment, ipfs, token_ids, None)
+    outcome = settle_report(deployment, ipfs, token_ids, None, images=pool_images(deployment, config_path))
     purge(broker, deployment, config_path)
     reliability.append(row("coordinator kill -9, 8 jobs out", "SIGKILL to the coordinator, restart; 2 workers", 8,
                            outcome, recovery, note="8 jobs re-sent from the journal"))  # fmt: skip
@@ -197,17 +222,17 @@ def test_worker_with_another_model_is_refused(deployment, ipfs, tiny_model, tmp_
         assert wait_for(lambda: refusals(), timeout=90), "the coordinator did not refuse the stale worker"
         assert wait_for(lambda: journal_counts(state).get("dispatched", 0) == 3, timeout=30)
         # A result forged with another fingerprint, straight onto the results queue, is refused too.
-        forged = WorkResult("result", "forger", "0" * 16, token_ids[0], 1, "bafy", "bafy", "00" * 32)
-        with kombu.Connection(broker.url) as connection:
-            connection.Producer().publish(forged.__dict__, routing_key=results_queue(31337, deployment.address),
-                                          serializer="json")  # fmt: skip
+        cid, sha = raw_cid(b"forged"), hashlib.sha256(b"forged").hexdigest()
+        forged = WorkResult(kind="result", worker="forger", fingerprint="0" * 16, token_id=token_ids[0], attempt=1,
+                            image_cid=cid, metadata_cid=cid, digest=sha, image_sha256=sha)  # fmt: skip
+        publish_raw(broker, deployment, forged.model_dump())
         assert wait_for(lambda: len(refusals()) >= 2, timeout=30)
         assert confirmed_count(state) == 0 and not generating(tmp_path / "stale.log")
         started = time.monotonic()
         running.append(start_worker(config_path, "good"))
         assert wait_for(lambda: confirmed_count(state) == 3, timeout=120)
         recovery = time.monotonic() - started
-    outcome = settle_report(deployment, ipfs, token_ids, None)
+    outcome = settle_report(deployment, ipfs, token_ids, None, images=pool_images(deployment, config_path, model=True))
     assert "stale" in refusals()[0]["msg"]
     purge(broker, deployment, config_path)
     note = "stale worker got no job; a forged result was refused"
