@@ -24,7 +24,6 @@ from typing import NamedTuple
 import click
 from ape import chain, project
 from ape.cli import ConnectedProviderCommand, account_option
-from ape.types import AddressType
 from eth_utils import is_address, to_checksum_address
 
 DEPLOYMENTS = Path(__file__).resolve().parent.parent / "deployments"
@@ -131,7 +130,7 @@ def check_publishable(network) -> None:
     """Fails before anything is deployed when verification could not run. A local network has no explorer (and
     asking Ape for one there makes ape-etherscan fetch its list of chains)."""
     if network.is_local or network.explorer is None:
-        raise click.UsageError(f"--publish: {network.ecosystem.name}:{network.name} has no explorer plugin")
+        raise click.UsageError(f"--publish: {network.ecosystem.name}:{network.name} has no explorer to verify on")
     if not os.environ.get(EXPLORER_KEY):
         raise click.UsageError(f"--publish needs an Etherscan API key in ${EXPLORER_KEY}")
 
@@ -243,7 +242,7 @@ def cli(
     if safe_address:
         print_safe_handover(nft, safe_address)
     if publish:
-        network.publish_contract(AddressType(nft.address))  # raises if the explorer refuses it
+        network.publish_contract(nft.address)  # raises if the explorer refuses it
 
 
 def print_safe_handover(nft, safe: str) -> None:
