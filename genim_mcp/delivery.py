@@ -20,10 +20,10 @@ from web3.exceptions import ContractLogicError
 
 from genim_mcp.config import FrontConfig
 from genim_mcp.follower import Follower
-from genim_mcp.pricing import eth_text
 from genim_mcp.results import Receipt, aspect_label, fetch_image, image_result, preview_png, resolution_of
 from genim_mcp.store import Store, TokenRecord
-from genimnft.contract import Chain, Status
+from genim_mcp.units import utc_text
+from genimnft.contract import Asset, Chain, Status
 from genimnft.ipfs import IpfsClient
 from genimnft.metadata import cid_of_digest
 
@@ -50,6 +50,7 @@ class Lookup:
 
     status: Status
     deadline: int
+    asset: Asset
     escrow: int
     digest: bytes
     holder: str | None
@@ -79,11 +80,11 @@ class Delivery:
         token_id = order.token_id
         await progress.note(f"paid: token {token_id} minted in tx {order.mint_tx}")
         token = self._token_or_fail(token_id)
-        await progress.note(f"generating: the oracle has until {_utc(token.deadline)} (chain time)")
+        await progress.note(f"generating: the oracle has until {utc_text(token.deadline)} (chain time)")
         started = last_note = time.monotonic()
         while token.digest is None:
             if token.refund_tx is not None or self._deadline_passed(token):
-                raise ToolError(self.refund_help(token.token_id, token.deadline, token.escrow_wei))
+                raise ToolError(self.refund_help(token.token_id, token.deadline, Asset(token.asset), token.escrow))
             if time.monotonic() - last_note >= self.config.progress_every:
                 last_note = time.monotonic()
                 await progress.note(f"generating: {last_note - started:.0f} s so far")
@@ -120,7 +121,7 @@ class Delivery:
         if lookup.status == Status.REFUNDED:
             raise ToolError(f"token {token_id} was refunded: its escrow went back to the holder; no image exists")
         if lookup.chain_time >= lookup.deadline:
-            raise ToolError(self.refund_help(token_id, lookup.deadline, lookup.escrow))
+            raise ToolError(self.refund_help(token_id, lookup.deadline, lookup.asset, lookup.escrow))
         return _json_result(
             {
                 "token_id": token_id,
@@ -138,16 +139,18 @@ class Delivery:
             "status": lookup.status.name.lower(),
             "deadline": lookup.deadline,
             "chain_time": lookup.chain_time,
-            "escrow_wei": str(lookup.escrow),
+            "asset": lookup.asset.name,
+            "escrow": lookup.asset.amount_text(lookup.escrow),
+            "escrow_units": str(lookup.escrow),
             "holder": lookup.holder,
         }
         refundable = lookup.status == Status.PENDING and lookup.chain_time >= lookup.deadline
         document["refundable"] = refundable
         if refundable:
-            document["how"] = self.refund_help(token_id, lookup.deadline, lookup.escrow)
+            document["how"] = self.refund_help(token_id, lookup.deadline, lookup.asset, lookup.escrow)
         elif lookup.status == Status.PENDING:
             document["how"] = (
-                f"not yet: refundable from {_utc(lookup.deadline)} (chain time) if no image is set "
+                f"not yet: refundable from {utc_text(lookup.deadline)} (chain time) if no image is set "
                 f"by then, {lookup.deadline - lookup.chain_time} s from now"
             )
         else:
@@ -163,12 +166,13 @@ class Delivery:
         logs = event.get_logs(from_block=first, argument_filters={"tokenId": token_id})
         return logs[-1]["transactionHash"].to_0x_hex() if logs else None
 
-    def refund_help(self, token_id: int, deadline: int, escrow: int) -> str:
+    def refund_help(self, token_id: int, deadline: int, asset: Asset, escrow: int) -> str:
         contract, page = self.chain.address, self.refund_page(token_id)
         where = f"open {page} and press Refund, or " if page else ""
         return (
-            f"token {token_id} got no image before its deadline ({_utc(deadline)}, chain time). Its escrow of "
-            f"{eth_text(escrow)} ETH goes back to the token's holder with refund({token_id}), which anyone may call: "
+            f"token {token_id} got no image before its deadline ({utc_text(deadline)}, chain time). Its escrow of "
+            f"{asset.amount_text(escrow)} goes back to the token's holder with refund({token_id}), which anyone may "
+            "call: "
             f"{where}send it yourself: cast send {contract} 'refund(uint256)' {token_id} --rpc-url <your RPC> "
             f"(chain id {self.follower.facts.chain_id})"
         )
@@ -205,6 +209,7 @@ class Delivery:
             return Lookup(
                 request.status,
                 request.deadline,
+                request.asset,
                 request.escrow,
                 request.metadata_digest,
                 holder,
@@ -220,7 +225,3 @@ async def _in_thread(work: Callable[[], T]) -> T:
 
 def _json_result(document: dict) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(document, ensure_ascii=False))])
-
-
-def _utc(timestamp: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))

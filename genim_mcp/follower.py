@@ -1,9 +1,10 @@
 """The background follower: the only part of the front that reads the chain while tools run.
 
 A thread trails the head by the configured confirmations, reads `ImageRequested`, `ImageSet` and `Refunded` logs
-in bounded ranges into the store (settling payments as their mints confirm), and keeps a snapshot of the chain's
-terms (prices, timeout, ETH/USD, head time). paymcp asks the provider synchronously on the event loop; the
-provider answers from the store and the snapshot, never from an RPC call.
+in bounded ranges into the store (settling payments as their mints confirm), fails a payment whose mint reverted
+(saying why: the contract's error, replayed), and keeps a snapshot of the chain's terms (the oracle epoch every
+poll; prices in dollars and wei and the timeout every `price_refresh`; head time). paymcp asks the provider
+synchronously on the event loop; the provider answers from the store and the snapshot, never from an RPC call.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
-from web3.exceptions import Web3Exception
+from web3.exceptions import TransactionNotFound, Web3Exception
 
 from genim_mcp.calldata import tag_of
 from genim_mcp.config import FrontConfig
-from genim_mcp.pricing import UsdRate, read_rate
-from genim_mcp.store import SeenRequest, Store
+from genim_mcp.pricing import Prices, read_prices
+from genim_mcp.reverts import replay
+from genim_mcp.store import Outdated, SeenRequest, Store
+from genim_mcp.units import eth_exact
 from genimnft.contract import Chain
 
 log = logging.getLogger("genim.mcp.follower")
@@ -41,18 +44,33 @@ def exit_on_crash(task: str) -> Iterator[None]:
         os._exit(70)
 
 
+def _outdated(authorised: list[tuple[int, int]]) -> Outdated | None:
+    """Once the block where an oracle was authorised is scanned (its mints settled), an open payment naming an
+    older epoch can never be paid: every mint of it from then on reverts with OracleSetChanged."""
+    if not authorised:
+        return None
+    epoch, block = max(authorised)
+    return Outdated(
+        epoch,
+        f"the owner authorised another oracle in block {block} (oracle epoch {epoch}), after this payment was "
+        "prepared: the contract refuses a mint that names an oracle set you were not shown, so no mint of this "
+        "payment can succeed any more [OracleSetChanged]. Nothing was charged; a mint sent for it after that block "
+        "reverted and cost only its gas",
+    )
+
+
 @dataclass(frozen=True)
 class ChainFacts:
     """The chain's terms as last read; replaced whole, so readers never see half an update."""
 
     chain_id: int
     contract: str
-    prices: tuple[int, int, int]
+    prices: Prices
     timeout: int
-    usd: UsdRate
+    oracle_epoch: int
     head: int
     head_timestamp: int
-    read_at: float
+    read_at: float  # when prices and timeout were read
 
 
 class Follower:
@@ -95,6 +113,7 @@ class Follower:
         facts = self._read_facts(self.facts)
         self.facts = facts
         safe = facts.head - self.config.required_confirmations()
+        self._check_sent_mints(safe)  # before the scan below fails the same payments in more general words
         while self._next <= safe and not self._stop.is_set():
             last = min(safe, self._next + self.config.log_range - 1)
             self._scan(self._next, last)
@@ -110,15 +129,49 @@ class Follower:
             entry["args"]["tokenId"]: entry["transactionHash"].to_0x_hex()
             for entry in chain.contract.events.Refunded().get_logs(from_block=first, to_block=last)
         }
+        authorised = [
+            (entry["args"]["oracleEpoch"], entry["blockNumber"])
+            for entry in chain.contract.events.OracleUpdated().get_logs(from_block=first, to_block=last)
+            if entry["args"]["authorised"]
+        ]
         timestamp = chain.timestamp(last)
-        self.store.record_scan(seen, images, refunds, last, timestamp, time.time())
+        self.store.record_scan(seen, images, refunds, last, timestamp, time.time(), _outdated(authorised))
 
     def _tag(self, tx_hash: str) -> bytes | None:
         return tag_of(bytes(self.chain.w3.eth.get_transaction(tx_hash)["input"]))
 
+    def _check_sent_mints(self, safe: int) -> None:
+        """A sent mint that reverted (confirmed as deep as events are) fails its payment, saying why and what it
+        cost; one that succeeded settles it through its event. A reported hash that is not a mint for this
+        payment is dropped."""
+        w3 = self.chain.w3
+        for order_id, tx_hash in self.store.sent_mints():
+            try:
+                receipt = w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                continue  # pending, or never sent: the payment stays open until it expires
+            if receipt["status"] == 1 or receipt["blockNumber"] > safe:
+                continue
+            tx = w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            if tx["to"] != self.chain.address or tag_of(bytes(tx["input"])) != bytes.fromhex(order_id):
+                log.warning("payment %s: transaction %s is not its mint; ignored", order_id, tx_hash)
+                self.store.forget_mint(order_id, tx_hash)
+                continue
+            revert = replay(w3, dict(tx), receipt["blockNumber"])
+            gas = eth_exact(receipt["gasUsed"] * receipt["effectiveGasPrice"])
+            why = revert.explain() if revert else "the contract reverted it"
+            self.store.fail(
+                order_id,
+                f"the mint in tx {tx_hash} reverted: {why}. Nothing was charged but that transaction's gas "
+                f"({gas} ETH); the contract keeps no payment from a reverted mint",
+                renewable=revert is not None and revert.renewable,
+            )
+
     def _read_facts(self, previous: ChainFacts | None) -> ChainFacts:
         block = self.chain.w3.eth.get_block("latest")
         head, head_timestamp = block["number"], block["timestamp"]
+        # Every poll: a mint must name the current epoch, and the owner may bump it at any block.
+        epoch = self.chain.contract.functions.oracleEpoch().call(block_identifier=head)
         now = time.time()
         if previous is not None and now - previous.read_at < self.config.price_refresh:
             return ChainFacts(
@@ -126,16 +179,18 @@ class Follower:
                 previous.contract,
                 previous.prices,
                 previous.timeout,
-                previous.usd,
+                epoch,
                 head,
                 head_timestamp,
                 previous.read_at,
             )
-        config = self.config
-        usd = read_rate(
-            self.chain.w3, config.eth_usd_feed, head_timestamp, config.feed_max_age, config.fallback_usd_per_eth
-        )
-        prices = (self.chain.price(0), self.chain.price(1), self.chain.price(2))
         return ChainFacts(
-            self.chain.chain_id(), self.chain.address, prices, self.chain.timeout(), usd, head, head_timestamp, now
+            self.chain.chain_id(),
+            self.chain.address,
+            read_prices(self.chain),
+            self.chain.timeout(),
+            epoch,
+            head,
+            head_timestamp,
+            now,
         )

@@ -1,16 +1,20 @@
 """The pay page (hosted mode), served by the MCP server's own process on its own port.
 
-`/pay/<payment id>` shows one call's terms and price, connects an injected EIP-1193 wallet, switches or adds the
-chain, sends the exact mint (calldata built here, tag included) and follows it: paid, generating, the image with
-its IPFS link, or after the deadline a Refund button. An EIP-681 `ethereum:` URI and its QR code serve phone
-wallets. `/token/<id>` is the same page for any token (its status and refund). Everything the page loads comes
-from this process; the status it polls is read from the follower's store, never from the chain.
+`/pay/<payment id>` shows one call's terms and price (dollars first, then ETH at the contract's current rate),
+connects an injected EIP-1193 wallet, switches or adds the chain, sends the exact mint (calldata built here: the
+oracle epoch the front read and the payment's tag; value: the price now plus the rate margin, the excess comes
+back) and follows it: paid, generating, the image with its IPFS link, or after the deadline a Refund button. It
+reports the mint's transaction hash, so that a mint that reverts is reported as such (with what it cost: gas only)
+and the call's fresh payment, if any, is linked. An EIP-681 `ethereum:` URI and its QR code serve phone wallets.
+`/token/<id>` is the same page for any token (its status and refund). Everything the page loads comes from this
+process; the status it polls is read from the follower's store, never from the chain.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from importlib import resources
 
@@ -21,19 +25,21 @@ import qrcode.image.svg
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from genim_mcp.calldata import eip681_mint_uri, mint_calldata, refund_calldata
+from genim_mcp.calldata import refund_calldata
 from genim_mcp.config import FrontConfig
 from genim_mcp.follower import Follower
-from genim_mcp.pricing import eth_text
+from genim_mcp.provider import MintPaymentProvider
 from genim_mcp.results import aspect_label, fetch_image
 from genim_mcp.store import Order, Store, TokenRecord
-from genim_mcp.terms import TIER_NAMES, ImageTerms
-from genimnft.aspects import Aspect
+from genim_mcp.terms import TIER_NAMES
+from genim_mcp.units import eth_exact, eth_text, rate_text, usd_text
+from genimnft.contract import Asset
 from genimnft.ipfs import IpfsClient
 from genimnft.metadata import cid_of_digest
 
 STATIC = resources.files("genim_mcp") / "static"
 STATIC_TYPES = {"pay.js": "text/javascript", "pay.css": "text/css"}
+TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'",
@@ -44,22 +50,24 @@ SECURITY_HEADERS = {
 
 
 class PayPage:
-    def __init__(self, config: FrontConfig, store: Store, follower: Follower, ipfs: IpfsClient) -> None:
-        self.config = config
-        self.store = store
-        self.follower = follower
+    def __init__(self, provider: MintPaymentProvider, ipfs: IpfsClient) -> None:
+        self.provider = provider
+        self.config: FrontConfig = provider.config
+        self.store: Store = provider.store
+        self.follower: Follower = provider.follower
         self.ipfs = ipfs
         self._image_cids: dict[int, str] = {}  # token id -> its image's CID, once set
 
-    def routes(self) -> list[tuple[str, object]]:
+    def routes(self) -> list[tuple[str, str, object]]:
         return [
-            ("/pay/{order_id}", self.order_page),
-            ("/token/{token_id:int}", self.token_page),
-            ("/api/orders/{order_id}", self.order_status),
-            ("/api/tokens/{token_id:int}", self.token_status),
-            ("/images/{token_id:int}.png", self.image),
-            ("/qr/{order_id}.svg", self.qr),
-            ("/static/{name}", self.static),
+            ("GET", "/pay/{order_id}", self.order_page),
+            ("GET", "/token/{token_id:int}", self.token_page),
+            ("GET", "/api/orders/{order_id}", self.order_status),
+            ("POST", "/api/orders/{order_id}/mint", self.mint_sent),
+            ("GET", "/api/tokens/{token_id:int}", self.token_status),
+            ("GET", "/images/{token_id:int}.png", self.image),
+            ("GET", "/qr/{order_id}.svg", self.qr),
+            ("GET", "/static/{name}", self.static),
         ]
 
     # -- pages ----------------------------------------------------------------------------------------------
@@ -88,10 +96,13 @@ class PayPage:
 
     async def qr(self, request: Request) -> Response:
         order = self.store.order(request.path_params["order_id"])
-        if order is None:
+        quote = self.provider.quote(order) if order is not None else None
+        if order is None or quote is None:
             return Response("not found", status_code=404)
+        facts = self.follower.facts
         try:
-            image = qrcode.make(self._eip681(order), image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+            uri = quote.eip681(facts.contract, facts.chain_id)
+            image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
         except qrcode.exceptions.DataOverflowError:
             return Response("the payment URI is too long for a QR code", status_code=404)
         out = io.BytesIO()
@@ -117,6 +128,20 @@ class PayPage:
         assert order is not None
         token = self.store.token(order.token_id) if order.token_id is not None else None
         return await self._document(order, token)
+
+    async def mint_sent(self, request: Request) -> Response:
+        """The page reports the hash its wallet returned; the follower checks it is this payment's mint, and if it
+        reverted says why and what it cost."""
+        order = self.store.order(request.path_params["order_id"])
+        try:
+            tx_hash = str((await request.json())["tx"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'expected {"tx": "0x<64 hex digits>"}'}, status_code=400)
+        if order is None:
+            return JSONResponse({"error": "no such payment"}, status_code=404)
+        if not TX_HASH.fullmatch(tx_hash):
+            return JSONResponse({"error": 'expected {"tx": "0x<64 hex digits>"}'}, status_code=400)
+        return JSONResponse({"recorded": self.store.report_mint(order.id, tx_hash.lower())})
 
     async def token_status(self, request: Request) -> Response:
         token_id = request.path_params["token_id"]
@@ -144,7 +169,10 @@ class PayPage:
         return JSONResponse(document, headers={"Cache-Control": "no-store"})
 
     def _order_part(self, order: Order) -> dict:
-        usd = self.follower.facts.usd
+        facts = self.follower.facts
+        prices, quote = facts.prices, self.provider.quote(order)
+        wei = prices.wei[order.tier] if prices.wei is not None else None
+        rate = prices.usd_per_eth()
         return {
             "id": order.id,
             "tier": order.tier,
@@ -152,28 +180,36 @@ class PayPage:
             "aspect_ratio": aspect_label(order.aspect),
             "style": order.style,
             "prompt": order.prompt,
-            "price_wei": str(order.price_wei),
-            "price_eth": eth_text(order.price_wei),
-            "price_usd": str(usd.usd(order.price_wei)),
-            "usd_note": usd.note,
+            # What a mint is charged now: the tier's dollar price (the contract's) at the contract's rate.
+            "price_usd": usd_text(prices.usd[order.tier]),
+            "price_eth": eth_text(wei) if wei is not None else None,
+            "price_wei": str(wei) if wei is not None else None,
+            "usd_per_eth": rate_text(rate) if rate is not None else None,
+            "eth_unavailable": prices.eth_unavailable,
+            "margin_percent": self.config.price_margin_bps / 100,
+            "max_eth": eth_exact(quote.value_wei) if quote else None,
             "expires_at": order.expires_at,
             "seconds_left": max(0, round(order.expires_at - _now())),
             "state": order.state,
             "failure": order.failure,
+            "renewed_by": f"/pay/{order.renewed_by}" if order.renewed_by else None,
             "mint_tx": order.mint_tx,
+            "oracle_epoch": order.oracle_epoch,
             "mint": {
-                "to": self.follower.facts.contract,
-                "value": hex(order.price_wei),
-                "data": "0x" + mint_calldata(_terms(order), bytes.fromhex(order.id)).hex(),
-            },
-            "eip681": self._eip681(order),
+                "to": facts.contract,
+                "value": hex(quote.value_wei),
+                "data": "0x" + quote.calldata(bytes.fromhex(order.id)).hex(),
+            }
+            if quote
+            else None,
+            "eip681": quote.eip681(facts.contract, facts.chain_id) if quote else None,
         }
 
     async def _token_part(self, token: TokenRecord, chain_time: int) -> dict:
         part: dict[str, object] = {
             "token_id": token.token_id,
             "deadline": token.deadline,
-            "escrow_eth": eth_text(token.escrow_wei),
+            "escrow": Asset(token.asset).amount_text(token.escrow),
             "mint_tx": token.mint_tx,
             "set_image_tx": token.set_image_tx,
             "refund_tx": token.refund_tx,
@@ -204,20 +240,12 @@ class PayPage:
             self._image_cids[token_id] = metadata["image"].removeprefix("ipfs://")
         return self._image_cids[token_id]
 
-    def _eip681(self, order: Order) -> str:
-        facts = self.follower.facts
-        return eip681_mint_uri(facts.contract, facts.chain_id, _terms(order), order.price_wei)
-
 
 def _stage(document: dict) -> str:
     """One word for the page's progress line: awaiting, paid, generating, image, refundable, refunded, expired,
     failed."""
     token, order = document["token"], document["order"]
     return str(token["state"] if token is not None else order["state"])
-
-
-def _terms(order: Order) -> ImageTerms:
-    return ImageTerms(order.tier, Aspect(order.aspect), order.style, order.prompt)
 
 
 def _html(message: str, status: int) -> HTMLResponse:

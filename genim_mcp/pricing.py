@@ -1,66 +1,69 @@
-"""ETH/USD from a Chainlink aggregator (`latestRoundData`), with a configured fallback rate that says it is one."""
+"""Tier prices as the contract states them: `price(tier)` in US dollars (6 decimals) and `priceInWei(tier)`, the
+ETH a mint is charged now at Chainlink's rate. The front does no feed math of its own; the ETH/USD rate it shows
+is the one those two figures imply.
+
+A mint sends the price in wei plus a margin (`price_margin_bps`), so that a rate that moves between the quote
+and the mint's block does not make it revert; the contract charges the price at the rate of that block and
+returns the rest in the same transaction.
+"""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from web3 import Web3
-from web3.exceptions import Web3Exception
+from web3.exceptions import ContractLogicError
 
-log = logging.getLogger("genim.mcp.pricing")
-WEI_PER_ETH = 10**18
-AGGREGATOR_ABI = [
-    {
-        "name": "latestRoundData",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [],
-        "outputs": [
-            {"name": "roundId", "type": "uint80"},
-            {"name": "answer", "type": "int256"},
-            {"name": "startedAt", "type": "uint256"},
-            {"name": "updatedAt", "type": "uint256"},
-            {"name": "answeredInRound", "type": "uint80"},
-        ],
-    },
-    {"name": "decimals", "type": "function", "stateMutability": "view", "inputs": [], "outputs": [{"type": "uint8"}]},
-]
+from genim_mcp.reverts import revert_of
+from genim_mcp.terms import TIER_NAMES
+from genim_mcp.units import USD_UNITS, WEI_PER_ETH, eth_text, rate_text, usd_text
+from genimnft.contract import Chain
+
+GWEI = 10**9
+BPS = 10_000
 
 
 @dataclass(frozen=True)
-class UsdRate:
-    usd_per_eth: Decimal
-    source: str  # "chainlink" or "fallback"
-    note: str  # why the fallback is used, or the feed round's age
+class Prices:
+    """One reading of the three tiers' prices."""
 
-    def usd(self, wei: int) -> Decimal:
-        return (Decimal(wei) * self.usd_per_eth / WEI_PER_ETH).quantize(Decimal("0.0001"))
+    usd: tuple[int, ...]  # price(tier): US dollars, 6 decimals; 0 = not on sale
+    wei: tuple[int, ...] | None  # priceInWei(tier) now; None while the contract refuses ETH mints
+    eth_unavailable: str | None  # why, in words (the contract's error), when `wei` is None
+
+    def usd_per_eth(self) -> Decimal | None:
+        """The rate the contract prices at, implied by the dearest tier (the least rounding: wei are whole gwei)."""
+        if self.wei is None or not any(self.wei):
+            return None
+        tier = max(range(len(self.wei)), key=lambda t: self.wei[t])  # type: ignore[index]
+        return Decimal(self.usd[tier]) * WEI_PER_ETH / USD_UNITS / Decimal(self.wei[tier])
+
+    def text(self, tier: int) -> str:
+        """ "$0.10 (0.0000333 ETH at $3,000/ETH)": dollars first, ETH at the current rate."""
+        if self.usd[tier] == 0:
+            return "not on sale"
+        if self.wei is None:
+            return f"{usd_text(self.usd[tier])} ({self.eth_unavailable})"
+        rate = self.usd_per_eth()
+        assert rate is not None
+        return f"{usd_text(self.usd[tier])} ({eth_text(self.wei[tier])} ETH at {rate_text(rate)})"
 
 
-def fallback(rate: float, reason: str) -> UsdRate:
-    return UsdRate(Decimal(str(rate)), "fallback", f"configured fallback rate: {reason}")
+def max_value(wei: int, margin_bps: int) -> int:
+    """What a mint sends for a price of `wei`: `margin_bps` more, rounded up to a whole gwei."""
+    with_margin = -(-wei * (BPS + margin_bps) // BPS)
+    return -(-with_margin // GWEI) * GWEI
 
 
-def read_rate(w3: Web3, feed: str | None, now: int, max_age: int, fallback_rate: float) -> UsdRate:
-    """The feed's answer, unless it is missing, stale (older than `max_age` at chain time `now`) or not positive."""
-    if not feed:
-        return fallback(fallback_rate, "no ETH/USD feed configured")
-    aggregator = w3.eth.contract(address=Web3.to_checksum_address(feed), abi=AGGREGATOR_ABI)
+def read_prices(chain: Chain) -> Prices:
+    """price(tier) and priceInWei(tier) for every tier; priceInWei reverts (as a mint would) while the feed is
+    stale, not positive, or the L2 sequencer is down or in its grace period."""
+    tiers = range(len(TIER_NAMES))
+    functions = chain.contract.functions
+    usd = tuple(functions.price(tier).call() for tier in tiers)
     try:
-        _round, answer, _started, updated_at, _answered = aggregator.functions.latestRoundData().call()
-        decimals = aggregator.functions.decimals().call()
-    except (Web3Exception, ValueError, OSError) as exc:
-        log.warning("ETH/USD feed %s unreadable: %s", feed, exc)
-        return fallback(fallback_rate, f"feed {feed} unreadable")
-    if answer <= 0:
-        return fallback(fallback_rate, f"feed answer {answer} is not positive")
-    age = now - updated_at
-    if age > max_age:
-        return fallback(fallback_rate, f"feed answer is stale ({age} s old, limit {max_age} s)")
-    return UsdRate(Decimal(answer) / Decimal(10) ** decimals, "chainlink", f"Chainlink ETH/USD, {max(age, 0)} s old")
-
-
-def eth_text(wei: int) -> str:
-    return f"{Decimal(wei) / WEI_PER_ETH:f}"
+        wei: tuple[int, ...] | None = tuple(functions.priceInWei(tier).call() for tier in tiers)
+    except ContractLogicError as exc:
+        revert = revert_of(exc)
+        return Prices(usd, None, revert.explain() if revert else f"the contract refused: {exc}")
+    return Prices(usd, wei, None)

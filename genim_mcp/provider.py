@@ -1,8 +1,9 @@
 """paymcp's payment provider whose payment is the buyer's own `mint` of exactly one call's terms.
 
 paymcp's `create_payment` sees only an amount, so the tool's guard opens the order (exact tier, aspect and
-on-chain prompt, caps checked in local mode) and hands it over in a context variable scoped to that one call.
-Status comes from the store the follower keeps; nothing here blocks on the chain.
+on-chain prompt, the tier's dollar price, the oracle epoch its mint names, caps checked in local mode) and hands it
+over in a context variable scoped to that one call. Status comes from the store the follower keeps; nothing here
+blocks on the chain.
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from contextvars import ContextVar
 
 from paymcp.providers import BasePaymentProvider
 
-from genim_mcp.calldata import TAG_BYTES
+from genim_mcp.calldata import TAG_BYTES, MintQuote
 from genim_mcp.config import FrontConfig
 from genim_mcp.follower import Follower
+from genim_mcp.pricing import max_value
 from genim_mcp.store import Order, Store
-from genim_mcp.terms import ImageTerms
+from genim_mcp.terms import ImageTerms, order_terms
 from genim_mcp.wallet import LocalWallet
 
 # The order of the tool call running in this task; set by the tool's guard around paymcp's wrapper.
 current_order: ContextVar[Order] = ContextVar("genim_current_order")
+
+
+class PaymentUnavailable(RuntimeError):
+    """The contract cannot take this payment now (tier off sale, ETH/USD feed unusable); nothing was paid."""
 
 
 class MintPaymentProvider(BasePaymentProvider):
@@ -41,16 +47,24 @@ class MintPaymentProvider(BasePaymentProvider):
         self.link = link
         self.wallet = wallet
 
-    def open_order(self, terms: ImageTerms) -> Order:
-        """Records the payment for one call at the tier's current price; raises CapExceeded in local mode."""
+    def open_order(self, terms: ImageTerms, renews: str | None = None) -> Order:
+        """Records the payment for one call at the tier's current price and oracle epoch; raises
+        PaymentUnavailable, or CapExceeded in local mode."""
         facts, now = self.follower.facts, time.time()
+        usd = facts.prices.usd[terms.tier]
+        if usd == 0:
+            raise PaymentUnavailable(f"the {terms.tier_name} tier is not on sale now")
+        if facts.prices.wei is None:
+            raise PaymentUnavailable(str(facts.prices.eth_unavailable))
         order = Order(
             id=secrets.token_bytes(TAG_BYTES).hex(),
             tier=terms.tier,
             aspect=int(terms.aspect),
             style=terms.style,
             prompt=terms.prompt,
-            price_wei=facts.prices[terms.tier],
+            price_usd=usd,
+            max_wei=max_value(facts.prices.wei[terms.tier], self.config.price_margin_bps),
+            oracle_epoch=facts.oracle_epoch,
             created_at=now,
             expires_at=now + self.config.payment_ttl,
             created_block=facts.head,
@@ -58,11 +72,22 @@ class MintPaymentProvider(BasePaymentProvider):
             token_id=None,
             mint_tx=None,
             failure=None,
+            renewable=False,
+            renewed_by=None,
             payer=self.wallet.address if self.wallet else None,
         )
         if self.wallet is None:
-            return self.store.create_order(order)
-        return self.store.create_order(order, self.config.max_wei_per_call, self.config.max_wei_per_day)
+            return self.store.create_order(order, renews=renews)
+        return self.store.create_order(order, self.config.max_wei_per_call, self.config.max_wei_per_day, renews)
+
+    def quote(self, order: Order) -> MintQuote | None:
+        """The mint that pays `order` now: its terms and oracle epoch, sending the price at the current rate plus
+        the margin; None while the contract takes no ETH payment."""
+        wei = self.follower.facts.prices.wei
+        if wei is None:
+            return None
+        value = max_value(wei[order.tier], self.config.price_margin_bps)
+        return MintQuote(order_terms(order), order.oracle_epoch, value)
 
     def create_payment(self, amount: float, currency: str, description: str) -> tuple[str, str]:
         try:
@@ -76,13 +101,18 @@ class MintPaymentProvider(BasePaymentProvider):
     def get_payment_status(self, payment_id: str) -> str:
         return self.store.payment_status(payment_id, time.time())
 
+    def renewable(self, order_id: str) -> bool:
+        """Its mint failed only because the oracle set or the rate moved: paying again at fresh terms can work."""
+        order = self.store.order(order_id)
+        return order is not None and order.state == "failed" and order.renewable
+
     def why_unpaid(self, order_id: str) -> str | None:
         """The tool error for a payment that ended without a mint that pays for it; None if it was paid."""
         order = self.store.order(order_id)
         if order is None or order.state in ("paid", "awaiting"):
             return None
         if order.state == "failed":
-            return f"payment failed: {order.failure}"
+            return f"payment failed: {order.failure}."
         if order.mint_tx:
             return (
                 f"the payment link expired after {self.config.payment_ttl:.0f} s before its mint (tx {order.mint_tx}) "

@@ -12,25 +12,23 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
 from paymcp.payment.flows import progress as paymcp_progress
 
-from genim_mcp.calldata import eip681_mint_uri
 from genim_mcp.config import FrontConfig
 from genim_mcp.delivery import Delivery
 from genim_mcp.follower import Follower
 from genim_mcp.paypage import PayPage
 from genim_mcp.provider import MintPaymentProvider
 from genim_mcp.store import Order, Store
-from genim_mcp.terms import ImageTerms
 from genim_mcp.tools import register_tools
 from genim_mcp.wallet import LocalWallet
 from genimnft.accounts import load_account
-from genimnft.aspects import Aspect
 from genimnft.contract import Chain
 from genimnft.ipfs import IpfsClient
 from genimnft.settings import ConfigError
 
 log = logging.getLogger("genim.mcp")
 INSTRUCTIONS = (
-    "Buy AI images as GenImNFT tokens on Optimism. list_tiers shows prices (ETH and USD) and the deadline; "
+    "Buy AI images as GenImNFT tokens on Optimism. list_tiers shows the live prices (US dollars, and ETH at the "
+    "contract's Chainlink rate) and the deadline; "
     "generate_image_basic/premium/ultra take a prompt, aspect_ratio and style, ask for payment (your own mint into "
     "the token's escrow) and return the image; get_image(token_id) fetches it again later; refund_status(token_id) "
     "says whether and how an image that never came can be refunded."
@@ -105,8 +103,8 @@ def build(config: FrontConfig) -> Front:
     def link(order: Order) -> str:
         if hosted:
             return f"{base}/pay/{order.id}"
-        terms = ImageTerms(order.tier, Aspect(order.aspect), order.style, order.prompt)
-        return eip681_mint_uri(chain.address, follower.facts.chain_id, terms, order.price_wei)
+        quote = provider.quote(order)  # local mode: the wallet pays; the URI shows what it sends
+        return quote.eip681(chain.address, follower.facts.chain_id) if quote else f"payment {order.id}"
 
     provider = MintPaymentProvider(config, store, follower, link, wallet)
     delivery = Delivery(
@@ -116,6 +114,6 @@ def build(config: FrontConfig) -> Front:
     paymcp_progress.DEFAULT_POLL_SECONDS = config.payment_poll  # type: ignore[assignment]
     register_tools(server, provider, delivery, follower)
     if hosted:
-        for path, handler in PayPage(config, store, follower, ipfs).routes():
-            server.custom_route(path, methods=["GET"])(handler)  # type: ignore[arg-type]
+        for method, path, handler in PayPage(provider, ipfs).routes():
+            server.custom_route(path, methods=[method])(handler)  # type: ignore[arg-type]
     return Front(config, server, follower, store, wallet)

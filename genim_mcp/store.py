@@ -16,17 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genimnft.contract import ImageSetEvent, RequestEvent
+from genimnft.settings import ConfigError
 
+SCHEMA_VERSION = 2  # 2: dollar prices, the oracle epoch each mint names, escrow per asset
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, tier INTEGER NOT NULL, aspect INTEGER NOT NULL, style TEXT NOT NULL, prompt TEXT NOT NULL,
-    price_wei TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL, created_block INTEGER NOT NULL,
-    state TEXT NOT NULL, token_id INTEGER UNIQUE, mint_tx TEXT, failure TEXT, payer TEXT, day TEXT
+    price_usd INTEGER NOT NULL, max_wei TEXT NOT NULL, oracle_epoch INTEGER NOT NULL, created_at REAL NOT NULL,
+    expires_at REAL NOT NULL, created_block INTEGER NOT NULL, state TEXT NOT NULL, token_id INTEGER UNIQUE,
+    mint_tx TEXT, failure TEXT, renewable INTEGER NOT NULL DEFAULT 0, renewed_by TEXT, payer TEXT, day TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
-    token_id INTEGER PRIMARY KEY, tier INTEGER NOT NULL, aspect INTEGER NOT NULL, prompt TEXT NOT NULL,
-    requester TEXT NOT NULL, escrow_wei TEXT NOT NULL, deadline INTEGER NOT NULL, block_number INTEGER NOT NULL,
-    mint_tx TEXT NOT NULL, digest BLOB, set_image_tx TEXT, refund_tx TEXT
+    token_id INTEGER PRIMARY KEY, tier INTEGER NOT NULL, aspect INTEGER NOT NULL, asset INTEGER NOT NULL,
+    prompt TEXT NOT NULL, requester TEXT NOT NULL, escrow TEXT NOT NULL, deadline INTEGER NOT NULL,
+    block_number INTEGER NOT NULL, mint_tx TEXT NOT NULL, digest BLOB, set_image_tx TEXT, refund_tx TEXT
 );
 CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 0), block INTEGER, timestamp INTEGER);
 """
@@ -45,7 +48,9 @@ class Order:
     aspect: int
     style: str
     prompt: str
-    price_wei: int
+    price_usd: int  # price(tier) when opened: US dollars, 6 decimals
+    max_wei: int  # what the mint sends at most when opened (priceInWei plus the margin); the caps count it
+    oracle_epoch: int  # the oracle set its mint names
     created_at: float
     expires_at: float
     created_block: int
@@ -53,6 +58,8 @@ class Order:
     token_id: int | None
     mint_tx: str | None
     failure: str | None
+    renewable: bool  # failed, but paying again at fresh terms can succeed (the oracle set or the rate moved)
+    renewed_by: str | None  # the order opened in its place, for the same call
     payer: str | None
 
 
@@ -61,15 +68,24 @@ class TokenRecord:
     token_id: int
     tier: int
     aspect: int
+    asset: int  # 0 ETH, 1 USDC
     prompt: str
     requester: str
-    escrow_wei: int
+    escrow: int  # wei for ETH, USDC units
     deadline: int
     block_number: int
     mint_tx: str
     digest: bytes | None
     set_image_tx: str | None
     refund_tx: str | None
+
+
+@dataclass(frozen=True)
+class Outdated:
+    """Open payments whose mint names an epoch below `epoch` cannot be paid any more, for `reason`."""
+
+    epoch: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,16 @@ class Store:
         state_dir.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(state_dir / "front.sqlite3", check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if tables and version != SCHEMA_VERSION:
+            self._db.close()
+            raise ConfigError(
+                f"{state_dir} holds the state of an older genim-mcp (schema {version}, this one writes "
+                f"{SCHEMA_VERSION}) for a contract with prices in wei; point state_dir at a new directory"
+            )
         self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._lock = threading.Lock()
 
     @contextmanager
@@ -112,27 +137,36 @@ class Store:
 
     # -- orders ---------------------------------------------------------------------------------------------
 
-    def create_order(self, order: Order, max_per_call: int = 0, max_per_day: int = 0) -> Order:
-        """Records a new order; with caps (local mode), refuses one that would pass them."""
+    def create_order(
+        self, order: Order, max_per_call: int = 0, max_per_day: int = 0, renews: str | None = None
+    ) -> Order:
+        """Records a new order (in place of the failed order `renews`, for the same call); with caps (local mode),
+        refuses one whose mint would send more than they allow."""
         with self._transaction() as db:
-            if max_per_call and order.price_wei > max_per_call:
-                raise CapExceeded(f"price {order.price_wei} wei is over the per-call cap of {max_per_call} wei")
+            if max_per_call and order.max_wei > max_per_call:
+                raise CapExceeded(
+                    f"the mint would send up to {order.max_wei} wei (the price plus the rate margin), over the "
+                    f"per-call cap of {max_per_call} wei"
+                )
             if max_per_day:
                 spent = self._spent(db, order.payer, utc_day(order.created_at))
-                if spent + order.price_wei > max_per_day:
+                if spent + order.max_wei > max_per_day:
                     raise CapExceeded(
-                        f"price {order.price_wei} wei would bring today's spending (UTC) to {spent + order.price_wei}"
-                        f" wei, over the per-day cap of {max_per_day} wei ({spent} wei spent or reserved today)"
+                        f"the mint would send up to {order.max_wei} wei, bringing today's spending (UTC) to "
+                        f"{spent + order.max_wei} wei, over the per-day cap of {max_per_day} wei ({spent} wei spent "
+                        "or reserved today)"
                     )
             db.execute(
-                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     order.id,
                     order.tier,
                     order.aspect,
                     order.style,
                     order.prompt,
-                    str(order.price_wei),
+                    order.price_usd,
+                    str(order.max_wei),
+                    order.oracle_epoch,
                     order.created_at,
                     order.expires_at,
                     order.created_block,
@@ -140,16 +174,20 @@ class Store:
                     order.token_id,
                     order.mint_tx,
                     order.failure,
+                    int(order.renewable),
+                    order.renewed_by,
                     order.payer,
                     utc_day(order.created_at),
                 ),
             )
+            if renews is not None:
+                db.execute("UPDATE orders SET renewed_by = ? WHERE id = ?", (order.id, renews))
         return order
 
     @staticmethod
     def _spent(db: sqlite3.Connection, payer: str | None, day: str) -> int:
         rows = db.execute(
-            "SELECT price_wei FROM orders WHERE payer IS ? AND day = ? AND (state IN ('awaiting', 'paid')"
+            "SELECT max_wei FROM orders WHERE payer IS ? AND day = ? AND (state IN ('awaiting', 'paid')"
             " OR (state = 'expired' AND mint_tx IS NOT NULL))",
             (payer, day),
         )
@@ -169,11 +207,32 @@ class Store:
         with self._transaction() as db:
             db.execute("UPDATE orders SET mint_tx = ? WHERE id = ?", (tx_hash, order_id))
 
-    def fail(self, order_id: str, reason: str) -> None:
+    def report_mint(self, order_id: str, tx_hash: str) -> bool:
+        """The mint a wallet says it sent for an open order (the pay page reports it); the follower checks it."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE orders SET mint_tx = ? WHERE id = ? AND state = 'awaiting' AND mint_tx IS NULL",
+                (hex0x(tx_hash), order_id),
+            )
+        return cursor.rowcount == 1
+
+    def forget_mint(self, order_id: str, tx_hash: str) -> None:
+        """A reported transaction that is not a mint for this order."""
+        with self._transaction() as db:
+            db.execute("UPDATE orders SET mint_tx = NULL WHERE id = ? AND mint_tx = ?", (order_id, tx_hash))
+
+    def sent_mints(self) -> list[tuple[str, str]]:
+        """(order id, mint tx) of open orders whose mint was sent but has not settled them."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT id, mint_tx FROM orders WHERE state = 'awaiting' AND mint_tx IS NOT NULL"
+            ).fetchall()
+
+    def fail(self, order_id: str, reason: str, renewable: bool = False) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE orders SET state = 'failed', failure = ? WHERE id = ? AND state = 'awaiting'",
-                (reason, order_id),
+                "UPDATE orders SET state = 'failed', failure = ?, renewable = ? WHERE id = ? AND state = 'awaiting'",
+                (reason, int(renewable), order_id),
             )
 
     def payment_status(self, order_id: str, now: float) -> str:
@@ -204,20 +263,23 @@ class Store:
         block: int,
         timestamp: int,
         now: float,
+        outdated: Outdated | None = None,
     ) -> None:
-        """One scanned block range, in one transaction: tokens, payments they settle, images, refunds, cursor."""
+        """One scanned block range, in one transaction: tokens, payments they settle, images, refunds, payments
+        an oracle authorisation outdated (after the range's mints settled), cursor."""
         with self._transaction() as db:
             for seen in requests:
                 event = seen.event
                 db.execute(
                     # A re-scan (reorg window) keeps what later events added: image and refund.
-                    "INSERT INTO tokens (token_id, tier, aspect, prompt, requester, escrow_wei, deadline, block_number,"
-                    " mint_tx) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (token_id) DO UPDATE SET"
+                    "INSERT INTO tokens (token_id, tier, aspect, asset, prompt, requester, escrow, deadline,"
+                    " block_number, mint_tx) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (token_id) DO UPDATE SET"
                     " block_number = excluded.block_number, mint_tx = excluded.mint_tx",
                     (
                         event.token_id,
                         event.tier,
                         event.aspect,
+                        event.asset,
                         event.prompt,
                         event.requester,
                         str(event.escrow),
@@ -234,6 +296,12 @@ class Store:
                 )
             for token_id, tx_hash in refunds.items():
                 db.execute("UPDATE tokens SET refund_tx = ? WHERE token_id = ?", (tx_hash, token_id))
+            if outdated is not None:
+                db.execute(
+                    "UPDATE orders SET state = 'failed', failure = ?, renewable = 1 WHERE state = 'awaiting'"
+                    " AND oracle_epoch < ?",
+                    (outdated.reason, outdated.epoch),
+                )
             db.execute("INSERT OR REPLACE INTO cursor VALUES (0, ?, ?)", (block, timestamp))
 
     def cursor(self) -> tuple[int, int] | None:
@@ -246,13 +314,9 @@ class Store:
             row = self._db.execute("SELECT * FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
         if row is None:
             return None
-        token_id, tier, aspect, prompt, requester, escrow, deadline, block, mint_tx, digest, set_tx, refund_tx = row
+        *head, escrow, deadline, block, mint_tx, digest, set_tx, refund_tx = row
         return TokenRecord(
-            token_id,
-            tier,
-            aspect,
-            prompt,
-            requester,
+            *head,
             int(escrow),
             deadline,
             block,
@@ -264,7 +328,8 @@ class Store:
 
 
 def _order(row: tuple) -> Order:
-    return Order(*row[:5], int(row[5]), *row[6:14])  # type: ignore[arg-type]
+    head, (max_wei, *middle), (renewable, renewed_by, payer) = row[:6], row[6:15], row[15:18]
+    return Order(*head, int(max_wei), *middle, bool(renewable), renewed_by, payer)  # type: ignore[arg-type]
 
 
 def _settle(db: sqlite3.Connection, seen: SeenRequest, now: float) -> None:
@@ -275,7 +340,7 @@ def _settle(db: sqlite3.Connection, seen: SeenRequest, now: float) -> None:
         return  # re-scanned after a restart
     if seen.tag is not None:
         row = db.execute("SELECT * FROM orders WHERE id = ?", (seen.tag.hex(),)).fetchone()
-        if row is None or row[9] != "awaiting":
+        if row is None or row[11] != "awaiting":
             return
         order = _order(row)
         mismatch = _mismatch(order, event)

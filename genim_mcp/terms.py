@@ -7,7 +7,7 @@ paid image generator). The contract's bounds apply to that composed prompt: 1..1
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from genimnft.aspects import ASPECT_LABELS, Aspect
 
@@ -66,3 +66,15 @@ def image_terms(tier: int, prompt: str, aspect_ratio: str, style: str) -> ImageT
             f"the contract takes at most {MAX_PROMPT_BYTES}"
         )
     return ImageTerms(tier=tier, aspect=aspect, style=style, prompt=composed)
+
+
+class _OrderLike(Protocol):
+    tier: int
+    aspect: int
+    style: str
+    prompt: str
+
+
+def order_terms(order: _OrderLike) -> ImageTerms:
+    """The terms a recorded payment was opened for (already checked then)."""
+    return ImageTerms(order.tier, Aspect(order.aspect), order.style, order.prompt)

@@ -1,7 +1,9 @@
 """The MCP tools: three priced image tools (one per tier, through paymcp's PROGRESS flow) and three free ones.
 
 Each priced call runs, in order: FastMCP's schema check (aspect ratio, style), the guard (prompt bounds, caps,
-one order for this call), paymcp (payment link, status polling until the mint confirms), then delivery.
+one order for this call), paymcp (payment link, status polling until the mint confirms), then delivery. When the
+mint reverts because the owner authorised another oracle (the epoch it names is outdated) or the rate moved past
+the margin, the buyer is told so (nothing was charged but gas) and the same call goes on with a fresh payment.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from mcp.types import CallToolResult, TextContent
 from paymcp import Mode, PayMCP, price
 
 from genim_mcp.delivery import Delivery, Progress
-from genim_mcp.follower import Follower
-from genim_mcp.pricing import eth_text
-from genim_mcp.provider import MintPaymentProvider, current_order
+from genim_mcp.follower import ChainFacts, Follower
+from genim_mcp.pricing import max_value
+from genim_mcp.provider import MintPaymentProvider, PaymentUnavailable, current_order
 from genim_mcp.store import CapExceeded
 from genim_mcp.terms import STYLES, TIER_NAMES, AspectLabel, Style, TermsError, compose_prompt, image_terms
+from genim_mcp.units import eth_exact, usd_decimal
 from genimnft.aspects import ASPECT_LABELS
 
 PaidTool = Callable[..., Awaitable[CallToolResult]]
+# A call whose mint reverted because the oracle set or the rate moved gets a fresh payment, this many in all.
+MAX_PAYMENTS_PER_CALL = 3
 
 
 class NoPaymentMemory:
@@ -73,21 +78,31 @@ def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Del
             prompt: str, aspect_ratio: str = "1:1", style: str = "photorealistic", ctx: Context | None = None
         ) -> CallToolResult:
             try:
-                order = provider.open_order(image_terms(tier, prompt, aspect_ratio, style))
-            except (TermsError, CapExceeded) as exc:
+                terms = image_terms(tier, prompt, aspect_ratio, style)
+                order = provider.open_order(terms)
+            except (TermsError, CapExceeded, PaymentUnavailable) as exc:
                 raise ToolError(f"{exc}; nothing was paid") from None
-            if ctx is not None:  # for clients that show log messages but send no progress token
-                await ctx.info(f"payment for this call: {provider.link(order)}")
-            token = current_order.set(order)
-            try:
-                return await paid(prompt=prompt, aspect_ratio=aspect_ratio, style=style, ctx=ctx)
-            except RuntimeError as exc:  # paymcp's words for a payment that ended unpaid; anything else goes on
-                reason = provider.why_unpaid(order.id)
-                if reason is None:
-                    raise
-                raise ToolError(reason) from exc
-            finally:
-                current_order.reset(token)
+            for attempt in range(1, MAX_PAYMENTS_PER_CALL + 1):
+                if ctx is not None:  # for clients that show log messages but send no progress token
+                    await ctx.info(f"payment for this call: {provider.link(order)}")
+                token = current_order.set(order)
+                try:
+                    return await paid(prompt=prompt, aspect_ratio=aspect_ratio, style=style, ctx=ctx)
+                except RuntimeError as exc:  # paymcp's words for a payment that ended unpaid; anything else goes on
+                    reason = provider.why_unpaid(order.id)
+                    if reason is None:
+                        raise
+                    if attempt == MAX_PAYMENTS_PER_CALL or not provider.renewable(order.id):
+                        raise ToolError(reason) from exc
+                    try:
+                        order = provider.open_order(terms, renews=order.id)
+                    except (CapExceeded, PaymentUnavailable) as refused:
+                        raise ToolError(f"{reason} No fresh payment was opened: {refused}.") from exc
+                    if ctx is not None:
+                        await ctx.warning(f"{reason} Pay again at the new terms: {provider.link(order)}")
+                finally:
+                    current_order.reset(token)
+            raise AssertionError("unreachable: the last attempt returns or raises")
 
         return checked
 
@@ -97,41 +112,18 @@ def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Del
         mode=Mode.PROGRESS,
         state_store=NoPaymentMemory(),
     )
-    facts = follower.facts
     for tier, name in enumerate(TIER_NAMES):
         tool = _priced_tool(tier, delivery)
-        paid = price(float(eth_text(facts.prices[tier])), "ETH")(tool)
-        paymcp.mcp.tool(name=f"generate_image_{name}", description=_describe(tier, follower, sizes[tier]))(paid)
+        # paymcp's own price tag (its payment message, the tool's meta): the dollar price at start-up.
+        paid = price(float(usd_decimal(follower.facts.prices.usd[tier])), "USD")(tool)
+        paymcp.mcp.tool(name=f"generate_image_{name}", description=_describe(tier, sizes[tier]))(paid)
 
     @server.tool()
     async def list_tiers() -> CallToolResult:
-        """Prices (ETH from the contract, USD from Chainlink ETH/USD or the configured fallback), image sizes,
-        aspect ratios, styles, and how long the oracle has before a paid image becomes refundable."""
-        facts = follower.facts
-        tiers = [
-            {
-                "tool": f"generate_image_{name}",
-                "tier": tier,
-                "size": sizes[tier],
-                "price_wei": str(facts.prices[tier]),
-                "price_eth": eth_text(facts.prices[tier]),
-                "price_usd": str(facts.usd.usd(facts.prices[tier])),
-            }
-            for tier, name in enumerate(TIER_NAMES)
-        ]
-        document = {
-            "tiers": tiers,
-            "usd_per_eth": str(facts.usd.usd_per_eth),
-            "usd_source": facts.usd.source,
-            "usd_note": facts.usd.note,
-            "deadline_seconds": facts.timeout,
-            "aspect_ratios": ASPECT_LABELS,
-            "styles": STYLES,
-            "chain_id": facts.chain_id,
-            "contract": facts.contract,
-            "on_chain_prompt": compose_prompt("<prompt>", "<style>"),
-        }
-        return CallToolResult(content=[TextContent(type="text", text=json.dumps(document))])
+        """The live prices: each tier's US dollar price from the contract, and what it is in ETH now at Chainlink's
+        ETH/USD rate (as the contract converts it); image sizes, aspect ratios, styles, and how long the oracle
+        has before a paid image becomes refundable."""
+        return _json_result(tiers_document(follower.facts, provider.config.price_margin_bps, sizes))
 
     @server.tool()
     async def get_image(token_id: int) -> CallToolResult:
@@ -145,6 +137,44 @@ def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Del
         return await delivery.refund_status(token_id)
 
 
+def tiers_document(facts: ChainFacts, margin_bps: int, sizes: tuple[str, ...]) -> dict:
+    """list_tiers' answer: dollars first, the ETH amount at the contract's current rate, the margin a mint adds."""
+    prices = facts.prices
+    rate = prices.usd_per_eth()
+    tiers = []
+    for tier, name in enumerate(TIER_NAMES):
+        wei = prices.wei[tier] if prices.wei is not None else None
+        tiers.append(
+            {
+                "tool": f"generate_image_{name}",
+                "tier": tier,
+                "size": sizes[tier],
+                "price": prices.text(tier),
+                "price_usd": str(usd_decimal(prices.usd[tier])),
+                "price_wei": str(wei) if wei is not None else None,
+                "price_eth": eth_exact(wei) if wei is not None else None,
+                "mint_sends_wei": str(max_value(wei, margin_bps)) if wei else None,
+            }
+        )
+    return {
+        "tiers": tiers,
+        "usd_per_eth": f"{rate:.2f}" if rate is not None else None,
+        "eth_payments": prices.eth_unavailable or "available",
+        "how_eth_is_charged": (
+            f"the contract charges the dollar price at Chainlink's ETH/USD rate in the mint's block; a mint sends up "
+            f"to {margin_bps / 100:g}% more (mint_sends_wei) in case the rate moves before it is confirmed, and the "
+            "contract returns the excess in the same transaction. Network fees are extra."
+        ),
+        "deadline_seconds": facts.timeout,
+        "aspect_ratios": ASPECT_LABELS,
+        "styles": STYLES,
+        "chain_id": facts.chain_id,
+        "contract": facts.contract,
+        "oracle_epoch": facts.oracle_epoch,
+        "on_chain_prompt": compose_prompt("<prompt>", "<style>"),
+    }
+
+
 def _priced_tool(tier: int, delivery: Delivery) -> PaidTool:
     async def generate(
         prompt: str, aspect_ratio: AspectLabel = "1:1", style: Style = "photorealistic", ctx: Context | None = None
@@ -156,13 +186,17 @@ def _priced_tool(tier: int, delivery: Delivery) -> PaidTool:
     return generate
 
 
-def _describe(tier: int, follower: Follower, size: str) -> str:
-    facts = follower.facts
-    wei = facts.prices[tier]
+def _describe(tier: int, size: str) -> str:
+    """No figures that go stale (prices, the rate, the deadline): list_tiers has them live."""
     return (
-        f"Generate one {TIER_NAMES[tier]} image ({size} pixel budget in the chosen aspect ratio) as a "
-        f"GenImNFT token. Price: {eth_text(wei)} ETH (about ${facts.usd.usd(wei)}; {facts.usd.note}), paid as your "
-        f"own mint into the token's escrow; the oracle is paid only when the image is set, otherwise the holder can "
-        f"refund after {facts.timeout} s. prompt: 1..1000 bytes of UTF-8 on-chain, where the on-chain prompt is "
-        f"'{compose_prompt('<prompt>', '<style>')}'. Returns the token, its IPFS links and the PNG."
+        f"Generate one {TIER_NAMES[tier]} image ({size} pixel budget in the chosen aspect ratio) as a GenImNFT "
+        "token. Price: the tier's US dollar price, paid in ETH at Chainlink's ETH/USD rate as your own mint into the "
+        "token's escrow; call list_tiers for the live price and deadline. The oracle is paid only when the image is "
+        "set; otherwise the holder can refund after the deadline. prompt: 1..1000 bytes of UTF-8 on-chain, where "
+        f"the on-chain prompt is '{compose_prompt('<prompt>', '<style>')}'. Returns the token, its IPFS links and "
+        "the PNG."
     )
+
+
+def _json_result(document: dict) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(document))])

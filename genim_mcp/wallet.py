@@ -1,7 +1,9 @@
 """Local mode's wallet: the buyer's own key sends each payment's mint, one at a time, from a background thread.
 
 The caps are enforced when the payment is recorded (`Store.create_order`), before anything reaches this queue.
-Each mint is simulated first; a revert fails the payment with the contract's error and sends nothing.
+Each mint names the order's oracle epoch and sends the order's `max_wei` (the price plus the rate margin; the
+contract returns what it does not charge). It is simulated first: a revert fails the payment with the contract's
+error, in words, and sends nothing. A mint that reverts once mined is caught by the follower.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import httpx
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError, Web3Exception
 
-from genim_mcp.calldata import mint_calldata
+from genim_mcp.calldata import MintQuote
 from genim_mcp.follower import exit_on_crash
+from genim_mcp.reverts import revert_of
 from genim_mcp.store import Order, Store
-from genim_mcp.terms import ImageTerms
-from genimnft.aspects import Aspect
+from genim_mcp.terms import order_terms
 from genimnft.contract import Chain
 
 log = logging.getLogger("genim.mcp.wallet")
@@ -51,19 +53,22 @@ class LocalWallet:
                 try:
                     self.store.mint_sent(order.id, self._send(order))
                 except ContractLogicError as exc:
-                    self.store.fail(order.id, f"the mint would revert ({exc}); nothing was sent")
+                    revert = revert_of(exc)
+                    why = revert.explain() if revert else str(exc)
+                    renewable = revert is not None and revert.renewable
+                    self.store.fail(order.id, f"the mint would revert: {why}; nothing was sent", renewable)
                 except (Web3Exception, httpx.HTTPError, OSError, ValueError) as exc:
                     log.warning("mint for payment %s not sent: %s", order.id, exc)
                     self.store.fail(order.id, f"the mint could not be sent ({exc.__class__.__name__}: {exc})")
 
     def _send(self, order: Order) -> str:
         w3 = self.chain.w3
-        terms = ImageTerms(order.tier, Aspect(order.aspect), order.style, order.prompt)
+        quote = MintQuote(order_terms(order), order.oracle_epoch, order.max_wei)
         call = {
             "from": self.address,
             "to": self.chain.address,
-            "value": order.price_wei,
-            "data": mint_calldata(terms, bytes.fromhex(order.id)),
+            "value": quote.value_wei,
+            "data": quote.calldata(bytes.fromhex(order.id)),
         }
         w3.eth.call(call)  # simulate: a revert raises ContractLogicError with the contract's error
         gas = w3.eth.estimate_gas(call)

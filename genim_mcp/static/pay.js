@@ -1,5 +1,7 @@
 // The pay page: connect an injected EIP-1193 wallet, switch or add the chain, send the exact mint the server
-// built for this payment, then follow the server's status document until the image (or the refund).
+// built for this payment (its oracle epoch and tag; the price now plus the rate margin), report the transaction
+// hash so that a reverted mint is reported as such, then follow the server's status document until the image (or
+// the refund).
 "use strict";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
@@ -36,11 +38,18 @@ function renderOrder(order) {
   text("prompt", order.prompt);
   text("tier", `${order.tier_name} (tier ${order.tier})`);
   text("aspect", order.aspect_ratio);
-  text("price-eth", order.price_eth);
-  const usd = Number(order.price_usd);
-  text("price-usd", `≈ $${usd >= 1 ? usd.toFixed(2) : usd.toFixed(4)} (${order.usd_note})`);
+  text("price-usd", order.price_usd);
+  if (order.price_eth) {
+    text("price-eth", `(${order.price_eth} ETH at ${order.usd_per_eth})`);
+    text("margin", `Your wallet sends up to ${order.max_eth} ETH: ${order.margin_percent}% above the price now, in ` +
+      "case the rate moves before your mint is confirmed. The contract charges the dollar price at the rate of " +
+      "that block and returns the rest in the same transaction. Network fees are extra.");
+  } else {
+    text("price-eth", `(${order.eth_unavailable})`);
+    clear("margin");
+  }
   text("expires", order.state === "awaiting" ? `open, ${order.seconds_left} s left` : order.state);
-  const open = order.state === "awaiting" && !order.mint_tx && !sent.Mint;
+  const open = order.state === "awaiting" && !order.mint_tx && !sent.Mint && order.mint !== null;
   $("pay").disabled = busy || !open;
   $("pay").hidden = order.state !== "awaiting";
   if (boot.qr_url && order.state === "awaiting") {
@@ -51,12 +60,14 @@ function renderOrder(order) {
     $("phone").hidden = true;
   }
   if (order.failure) note(order.failure);
+  $("renewed").hidden = !order.renewed_by;
+  if (order.renewed_by) $("renewed-link").href = order.renewed_by;
 }
 
 function renderToken(token) {
   $("token").hidden = false;
   text("token-id", `#${token.token_id}`);
-  text("escrow", token.escrow_eth);
+  text("escrow", token.escrow);
   text("deadline", new Date(token.deadline * 1000).toISOString().replace(".000", ""));
   text("mint-tx", token.mint_tx);
   text("set-tx", token.set_image_tx || token.refund_tx);
@@ -127,10 +138,22 @@ async function send(transaction, what) {
     const hash = await window.ethereum.request({ method: "eth_sendTransaction", params: [{ from, ...transaction }] });
     sent[what] = true;
     text("sent", `${what} sent in transaction ${hash}; waiting for it to be confirmed…`);
+    if (what === "Mint") await report(hash);
   } catch (error) {
     note(`${what} not sent: ${error.message || error}`);
   } finally {
     busy = false;
+  }
+}
+
+// The server checks that this is the payment's mint and, if it reverts, says why and what it cost (gas only).
+async function report(hash) {
+  try {
+    await fetch(`${boot.status_url}/mint`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ tx: hash }),
+    });
+  } catch (error) {
+    note("The server did not hear about your transaction; it still sees the mint once it is confirmed.");
   }
 }
 

@@ -1,5 +1,6 @@
-"""Real parts for the MCP front's tests: anvil, GenImNFT, the ETH/USD test double, js-ipfs, the oracle daemon with
-the tiny model, and genim-mcp itself as its own process, reached through the SDK's real ClientSession."""
+"""Real parts for the MCP front's tests: anvil with the contract stack of genim_devnet.stack (GenImNFT, Circle's
+USDC, Chainlink's MockV3Aggregator as the ETH/USD and sequencer feeds), js-ipfs, the oracle daemon with the tiny
+model, and genim-mcp itself as its own process, reached through the SDK's real ClientSession."""
 
 from __future__ import annotations
 
@@ -14,26 +15,28 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import LoggingMessageNotificationParams
 from web3 import Web3
+from web3.types import TxReceipt
 
 from genim_devnet.localnet import anvil, free_port
-from tests.services import PRICES, SIZES, Deployment, account_key, oracle_config, start_daemon, write_config
+from genim_devnet.stack import Stack as Contracts
+from tests.services import SIZES, Deployment, account_key, oracle_config, start_daemon, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
-USD_PER_ETH = 3500
-FEED_DECIMALS = 8
+MARGIN_BPS = 200  # the front's default price_margin_bps
 
 
 @dataclass
 class Stack:
     url: str
     deployment: Deployment
-    feed: str
     ipfs: object
     work: Path
     daemon: subprocess.Popen | None = None
@@ -42,35 +45,26 @@ class Stack:
     def w3(self) -> Web3:
         return self.deployment.w3
 
+    @property
+    def contracts(self) -> Contracts:
+        """GenImNFT, USDC and the feeds (set_price, make_stale, ...) with their keys."""
+        return self.deployment.stack
+
     def rpc(self, method: str, *params: object) -> object:
         return self.w3.provider.make_request(method, list(params))["result"]  # type: ignore[arg-type]
 
-
-FEED_SOURCE = "contracts/test/MockEthUsdAggregator.sol"
-
-
-def feed_type(project):
-    """The ETH/USD aggregator test double's contract type. Loaded by source: Ape 0.8's lazy `project.<Name>`
-    compiles only the source it was first asked for (GenImNFT), and then no longer finds this one."""
-    return project.load_contracts(FEED_SOURCE)["MockEthUsdAggregator"].contract_type
-
-
-def deploy_feed(deployment: Deployment, contract_type, usd_per_eth: int = USD_PER_ETH) -> str:
-    factory = deployment.w3.eth.contract(
-        abi=[abi.model_dump(by_alias=True, mode="json") for abi in contract_type.abi],
-        bytecode=contract_type.deployment_bytecode.bytecode,
-    )
-    receipt = deployment.send(deployment.owner, factory.constructor(usd_per_eth * 10**FEED_DECIMALS))
-    return receipt["contractAddress"]
+    def advance(self, seconds: int) -> None:
+        """Moves chain time on by `seconds` and mines a block (past the contract's 60 s ETH/USD rate cache, say)."""
+        self.rpc("evm_increaseTime", seconds)
+        self.rpc("evm_mine")
 
 
 @contextlib.contextmanager
 def local_stack(project, ipfs, work: Path, model: Path | None) -> Iterator[Stack]:
-    """anvil + GenImNFT + the feed test double; with `model`, the oracle daemon runs too."""
+    """anvil + GenImNFT, USDC and the feeds (genim_devnet.stack); with `model`, the oracle daemon runs too."""
     with anvil() as chain:
         deployment = Deployment(chain.url, project.GenImNFT.contract_type)
-        feed = deploy_feed(deployment, feed_type(project))
-        stack = Stack(chain.url, deployment, feed, ipfs, work)
+        stack = Stack(chain.url, deployment, ipfs, work)
         if model is not None:
             config = oracle_config(deployment, ipfs, model, work / "oracle-state")
             stack.daemon = start_daemon(write_config(config, work / "oracle.toml"))
@@ -102,11 +96,10 @@ def front_config(stack: Stack, path: Path, **overrides: object) -> Path:
         "start_block": stack.deployment.block,
         "poll_interval": 0.2,
         "payment_poll": 0.2,
-        "eth_usd_feed": stack.feed,
-        "fallback_usd_per_eth": 2000.0,
+        "price_refresh": 0.5,
         "account": "TEST::5",
-        "max_wei_per_call": PRICES[2],
-        "max_wei_per_day": 10 * PRICES[2],
+        "max_wei_per_call": 10**16,
+        "max_wei_per_day": 10**17,
         "progress_every": 1.0,
         "tier_sizes": [f"{side}x{side}" for side in SIZES.values()],
     }
@@ -115,8 +108,18 @@ def front_config(stack: Stack, path: Path, **overrides: object) -> Path:
     return path
 
 
+@dataclass
+class LogLog:
+    """Every log message the server sent the client (the payment link, a failed mint's reason)."""
+
+    messages: list[str] = field(default_factory=list)
+
+    async def __call__(self, params: LoggingMessageNotificationParams) -> None:
+        self.messages.append(str(params.data))
+
+
 @contextlib.asynccontextmanager
-async def stdio_session(config: Path) -> AsyncIterator[ClientSession]:
+async def stdio_session(config: Path, logs: LogLog | None = None) -> AsyncIterator[ClientSession]:
     """genim-mcp in local mode as the MCP client's subprocess, over stdio."""
     params = StdioServerParameters(
         command=sys.executable,
@@ -125,7 +128,10 @@ async def stdio_session(config: Path) -> AsyncIterator[ClientSession]:
         cwd=str(ROOT),
     )
     with (config.parent / "front.log").open("a") as errlog:
-        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write, logging_callback=logs) as session,
+        ):
             await session.initialize()
             yield session
 
@@ -175,10 +181,10 @@ def hosted_server(config: Path) -> Iterator[HostedServer]:
 
 
 @contextlib.asynccontextmanager
-async def http_session(server: HostedServer) -> AsyncIterator[ClientSession]:
+async def http_session(server: HostedServer, logs: LogLog | None = None) -> AsyncIterator[ClientSession]:
     async with (
         streamable_http_client(f"{server.url}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
+        ClientSession(read, write, logging_callback=logs) as session,
     ):
         await session.initialize()
         yield session
@@ -194,14 +200,55 @@ class ProgressLog:
         self.notes.append((progress, message))
 
     def payment_url(self) -> str | None:
+        urls = self.payment_urls()
+        return urls[0] if urls else None
+
+    def payment_urls(self) -> list[str]:
+        """Every payment link, in order: a call whose mint reverted goes on with a fresh one."""
+        urls: list[str] = []
         for _progress, message in self.notes:
             for word in (message or "").split():
-                if word.startswith(("http://", "https://", "ethereum:")):
-                    return word
-        return None
+                if word.startswith(("http://", "https://", "ethereum:")) and word not in urls:
+                    urls.append(word)
+        return urls
 
     def after_payment(self) -> list[tuple[float, str | None]]:
         return [(p, m) for p, m in self.notes if p > 100]
+
+
+async def payment_urls(progress: ProgressLog, count: int = 1, timeout: float = 30) -> list[str]:
+    """The call's first `count` payment links, once they came."""
+    with anyio.fail_after(timeout):
+        while len(urls := progress.payment_urls()) < count:
+            await anyio.sleep(0.05)
+    return urls
+
+
+def order_document(server: HostedServer, pay_url: str) -> dict:
+    """The pay page's status document for the payment behind `pay_url` (what the page renders)."""
+    return httpx.get(f"{server.url}/api/orders/{pay_url.rsplit('/', 1)[1]}", timeout=10).json()
+
+
+def send_tx(stack: Stack, sender: int, data: bytes, value: int, gas: int = 400_000) -> TxReceipt:
+    """A transaction to the contract as a wallet sends it when told to go ahead without simulating: a mint that
+    reverts is mined, and costs its gas."""
+    key, w3 = account_key(sender), stack.w3
+    tx = {
+        "from": key.address,
+        "to": stack.deployment.address,
+        "value": value,
+        "data": data,
+        "gas": gas,
+        "nonce": w3.eth.get_transaction_count(key.address),
+        "chainId": w3.eth.chain_id,
+        "maxFeePerGas": 10 * w3.eth.get_block("latest")["baseFeePerGas"] + 10**9,
+        "maxPriorityFeePerGas": 10**6,
+    }
+    return w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(key.sign_transaction(tx).raw_transaction))
+
+
+def gas_cost(receipt: TxReceipt) -> int:
+    return receipt["gasUsed"] * receipt["effectiveGasPrice"]
 
 
 def nonce(stack: Stack, index: int) -> int:

@@ -13,39 +13,23 @@ import anyio
 import httpx
 
 from genim_mcp.calldata import mint_calldata
+from genim_mcp.pricing import max_value
 from genim_mcp.terms import image_terms
+from genim_mcp.units import eth_text
 from tests.mcp.browser import wallet_page
-from tests.mcp.conftest import ProgressLog, front_config, hosted_server, http_session
-from tests.services import PRICES, account_key
+from tests.mcp.conftest import (
+    MARGIN_BPS,
+    ProgressLog,
+    front_config,
+    hosted_server,
+    http_session,
+    payment_urls,
+    send_tx,
+)
+from tests.services import account_key
 
 BUYER = 10  # the test wallet's account (anvil keeps it unlocked)
 OUTSIDER = 11
-
-
-async def payment_url(progress: ProgressLog, timeout: float = 30) -> str:
-    with anyio.fail_after(timeout):
-        while (url := progress.payment_url()) is None:
-            await anyio.sleep(0.05)
-    return url
-
-
-def send_mint(stack, data: bytes, value: int, sender: int = OUTSIDER) -> str:
-    key = account_key(sender)
-    w3 = stack.w3
-    tx = {
-        "from": key.address,
-        "to": stack.deployment.address,
-        "value": value,
-        "data": data,
-        "gas": 300_000,
-        "nonce": w3.eth.get_transaction_count(key.address),
-        "chainId": w3.eth.chain_id,
-        "maxFeePerGas": 10 * w3.eth.get_block("latest")["baseFeePerGas"] + 10**9,
-        "maxPriorityFeePerGas": 10**6,
-    }
-    tx_hash = w3.eth.send_raw_transaction(key.sign_transaction(tx).raw_transaction)
-    assert w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
-    return tx_hash.to_0x_hex()
 
 
 def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_path):
@@ -65,18 +49,25 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
                 )
 
             group.start_soon(call)
-            url = await payment_url(progress)
+            [url] = await payment_urls(progress)
             async with wallet_page(stack.url, chain_id, buyer) as page:
                 await page.goto(url)
                 await page.wait_for_selector("#pay:not([disabled])")
-                shown = {name: await page.text_content(f"#{name}") for name in
-                         ("prompt", "tier", "aspect", "price-eth", "price-usd", "chain", "contract")}  # fmt: skip
+                names = ("prompt", "tier", "aspect", "price-eth", "price-usd", "margin", "chain", "contract")
+                shown = {name: await page.text_content(f"#{name}") for name in names}
+                wei = stack.contracts.nft.functions.priceInWei(0).call()  # what the page shows, as the contract says
                 assert await page.locator("#qr").evaluate("img => img.complete && img.naturalWidth > 0")
                 await page.screenshot(path=str(tmp_path / "pay-page.png"), full_page=True)
-                await page.click("#pay")
+                # The page reports the hash its wallet returned (so a reverted mint is reported as such).
+                async with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/mint")) as posted:
+                    await page.click("#pay")
+                reported = json.loads((await posted.value).post_data)["tx"]
                 await page.wait_for_selector("#figure:not([hidden]) img", timeout=60_000)
                 assert await page.locator("#image").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
                 calls = await page.evaluate("window.__walletCalls.map(c => c.method)")
+                sent = await page.evaluate(
+                    "window.__walletCalls.find(c => c.method === 'eth_sendTransaction').params[0]"
+                )
                 added = await page.evaluate(
                     "window.__walletCalls.find(c => c.method === 'wallet_addEthereumChain').params[0]"
                 )
@@ -84,20 +75,27 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
             with anyio.fail_after(60):
                 while "result" not in outcome:
                     await anyio.sleep(0.05)
-            return url, shown, calls, added, outcome["result"]
+            return url, shown, wei, calls, sent, added, reported, outcome["result"]
 
     with hosted_server(config) as server:
-        url, shown, calls, added, result = anyio.run(scenario, server)
+        url, shown, wei, calls, sent, added, reported, result = anyio.run(scenario, server)
     assert url.startswith(server.url + "/pay/")
     assert shown["prompt"] == "a lighthouse at dawn, artistic style" and shown["aspect"] == "16:9"
-    assert shown["price-eth"] == "0.001" and "$3.5" in shown["price-usd"]
+    # Dollars first, as price(0) says; then the ETH amount priceInWei(0) gives now, at the rate it implies.
+    assert stack.contracts.nft.functions.price(0).call() == 100_000 and shown["price-usd"] == "$0.10"
+    assert shown["price-eth"] == f"({eth_text(wei)} ETH at $3,000/ETH)", shown
+    assert "returns the rest in the same transaction" in shown["margin"] and "fees are extra" in shown["margin"]
+    # The wallet sends the price plus the margin; the contract charged priceInWei and returned the rest.
+    assert int(sent["value"], 16) == max_value(wei, MARGIN_BPS)
+    assert wei < int(sent["value"], 16) <= wei * (10_000 + MARGIN_BPS) // 10_000 + 10**9
     assert shown["contract"] == stack.deployment.address and str(chain_id) in shown["chain"]
     assert calls[:5] == ["eth_requestAccounts", "eth_chainId", "wallet_switchEthereumChain",
                          "wallet_addEthereumChain", "eth_sendTransaction"]  # fmt: skip
     assert added["chainId"] == hex(chain_id) and added["rpcUrls"] == [stack.url]
     assert not result.isError, result.content[0].text
     receipt = json.loads(result.content[0].text)
-    assert stack.w3.eth.get_transaction(receipt["mint_tx"])["from"] == buyer
+    assert stack.w3.eth.get_transaction(receipt["mint_tx"])["from"] == buyer and receipt["mint_tx"] == reported
+    assert stack.deployment.nft.functions.request(receipt["token_id"]).call()[5] == wei  # the escrow
     assert receipt["token_uri"] == stack.deployment.nft.functions.tokenURI(receipt["token_id"]).call()
     if folder := os.environ.get("GENIM_MCP_SCREENSHOTS"):  # the README's pictures: docs/
         for name in ("pay-page.png", "pay-page-done.png"):
@@ -109,11 +107,17 @@ def test_a_payment_pays_for_exactly_one_call(stack, tmp_path):
     terms pays the older of two identical calls only; the other's link expires; neither reuses the other's."""
     config = front_config(stack, tmp_path / "front.toml", payment_ttl=8)
     terms = image_terms(0, "a blue whale", "1:1", "photorealistic")
+    contracts = stack.contracts
+    epoch = contracts.oracle_epoch()
+    value = [max_value(contracts.price_in_wei(tier), MARGIN_BPS) for tier in range(3)]
     wrong = {
-        "tier": (mint_calldata(image_terms(1, "a blue whale", "1:1", "photorealistic")), PRICES[1]),
-        "aspect": (mint_calldata(image_terms(0, "a blue whale", "4:3", "photorealistic")), PRICES[0]),
-        "prompt": (mint_calldata(image_terms(0, "a blue whales", "1:1", "photorealistic")), PRICES[0]),
+        "tier": (mint_calldata(image_terms(1, "a blue whale", "1:1", "photorealistic"), epoch), value[1]),
+        "aspect": (mint_calldata(image_terms(0, "a blue whale", "4:3", "photorealistic"), epoch), value[0]),
+        "prompt": (mint_calldata(image_terms(0, "a blue whales", "1:1", "photorealistic"), epoch), value[0]),
     }
+
+    def send_mint(data: bytes, value: int) -> None:
+        assert send_tx(stack, OUTSIDER, data, value)["status"] == 1
 
     async def mismatched(session, data: bytes, value: int):
         progress, outcome = ProgressLog(), {}
@@ -124,9 +128,9 @@ def test_a_payment_pays_for_exactly_one_call(stack, tmp_path):
                                                             progress_callback=progress)  # fmt: skip
 
             group.start_soon(call)
-            url = await payment_url(progress)
+            [url] = await payment_urls(progress)
             tag = bytes.fromhex(url.rsplit("/", 1)[1])
-            await anyio.to_thread.run_sync(lambda: send_mint(stack, data + tag, value))
+            await anyio.to_thread.run_sync(lambda: send_mint(data + tag, value))
         return outcome["result"]
 
     async def twins(session):
@@ -140,9 +144,9 @@ def test_a_payment_pays_for_exactly_one_call(stack, tmp_path):
                                                          progress_callback=progress[i])  # fmt: skip
 
                 group.start_soon(call)
-                await payment_url(progress[i])
+                await payment_urls(progress[i])
             await anyio.sleep(0.5)  # both orders are older than the next block
-            await anyio.to_thread.run_sync(lambda: send_mint(stack, mint_calldata(terms), PRICES[0]))
+            await anyio.to_thread.run_sync(lambda: send_mint(mint_calldata(terms, epoch), value[0]))
         return results, [p.payment_url() for p in progress]
 
     async def scenario(server):

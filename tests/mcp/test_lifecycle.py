@@ -1,23 +1,18 @@
-"""What happens around a paid call: a server restart while the oracle works, a deadline that passes (the tool
-names the refund; the pay page's Refund button pays the escrow back), and the ETH/USD feed's fallback."""
+"""What happens around a paid call: a server restart while the oracle works, and a deadline that passes (the tool
+names the refund; the pay page's Refund button pays the escrow back)."""
 
 from __future__ import annotations
 
 import json
 import re
 import signal
-from decimal import Decimal
 
 import anyio
-import pytest
 
-from genim_mcp.pricing import read_rate
+from genimnft.contract import Asset
 from tests.mcp.browser import wallet_page
 from tests.mcp.conftest import (
-    FEED_DECIMALS,
     ProgressLog,
-    deploy_feed,
-    feed_type,
     front_config,
     hosted_server,
     http_session,
@@ -25,7 +20,7 @@ from tests.mcp.conftest import (
     local_stack,
     stdio_session,
 )
-from tests.services import PRICES, account_key
+from tests.services import account_key
 
 PAID = re.compile(r"paid: token (\d+) minted in tx (0x[0-9a-f]{64})")
 
@@ -116,23 +111,9 @@ def test_deadline_passed_the_tool_names_the_refund_and_the_page_refunds(project,
         assert f"refund({token_id})" in message and f"{server.url}/token/{token_id}" in message
         assert f"cast send {chain.deployment.address} 'refund(uint256)' {token_id}" in message
         assert status["status"] == "refunded" and status["refundable"] is False
-        [refunded] = chain.deployment.nft.events.Refunded().get_logs(from_block=chain.deployment.block)
+        nft = chain.deployment.nft
+        [requested] = nft.events.ImageRequested().get_logs(from_block=chain.deployment.block)
+        [refunded] = nft.events.Refunded().get_logs(from_block=chain.deployment.block)
         assert refunded["args"]["tokenId"] == token_id and refunded["args"]["holder"] == buyer
-        assert refunded["args"]["amount"] == PRICES[0]
-
-
-@pytest.mark.parametrize(
-    ("answer", "age", "source", "note"),
-    [(3500, 60, "chainlink", "Chainlink ETH/USD"), (3500, 7200, "fallback", "stale"),
-     (0, 60, "fallback", "not positive"), (-1, 60, "fallback", "not positive")],
-)  # fmt: skip
-def test_usd_rate_from_the_feed_or_the_fallback_that_says_so(stack, project, answer, age, source, note):
-    contract_type = feed_type(project)
-    feed = deploy_feed(stack.deployment, contract_type)
-    now = stack.w3.eth.get_block("latest")["timestamp"]
-    contract = stack.w3.eth.contract(address=feed, abi=contract_type.model_dump(mode="json", by_alias=True)["abi"])
-    stack.deployment.send(stack.deployment.owner, contract.functions.setAnswer(answer * 10**FEED_DECIMALS, now - age))
-    rate = read_rate(stack.w3, feed, now, max_age=3600, fallback_rate=2000.0)
-    assert rate.source == source and note in rate.note
-    assert rate.usd_per_eth == (Decimal(3500) if source == "chainlink" else Decimal(2000))
-    assert read_rate(stack.w3, None, now, 3600, 2000.0).note.endswith("no ETH/USD feed configured")
+        assert refunded["args"]["amount"] == requested["args"]["escrow"] > 0 and refunded["args"]["asset"] == 0
+        assert f"Its escrow of {Asset.ETH.amount_text(requested['args']['escrow'])} goes back" in message

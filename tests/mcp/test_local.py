@@ -10,8 +10,10 @@ import json
 import anyio
 from PIL import Image
 
-from tests.mcp.conftest import USD_PER_ETH, ProgressLog, front_config, json_content, nonce, stdio_session
-from tests.services import PRICES, account_key
+from genim_mcp.pricing import max_value
+from genim_mcp.units import eth_text
+from tests.mcp.conftest import MARGIN_BPS, ProgressLog, front_config, json_content, nonce, stdio_session
+from tests.services import account_key
 
 PAYER = 5
 
@@ -36,22 +38,29 @@ def test_local_mode_pays_and_returns_the_image(stack, tmp_path):
             )
             return tiers, progress, result, refund
 
+    nft = stack.deployment.nft
+    wei = [nft.functions.priceInWei(tier).call() for tier in range(3)]
     tiers, progress, result, refund = anyio.run(scenario)
-    assert [t["price_wei"] for t in tiers["tiers"]] == [str(p) for p in PRICES]
-    assert tiers["usd_source"] == "chainlink" and tiers["tiers"][1]["price_usd"] == f"{4 * USD_PER_ETH / 1000:.4f}"
+    # Dollars as price(tier) says, first; the ETH amount is priceInWei(tier); a mint sends it plus the margin.
+    assert [t["price_usd"] for t in tiers["tiers"]] == ["0.1", "0.3", "0.8"]
+    assert [int(nft.functions.price(tier).call()) for tier in range(3)] == [100_000, 300_000, 800_000]
+    assert [t["price_wei"] for t in tiers["tiers"]] == [str(w) for w in wei]
+    assert [t["mint_sends_wei"] for t in tiers["tiers"]] == [str(max_value(w, MARGIN_BPS)) for w in wei]
+    assert tiers["tiers"][1]["price"] == f"$0.30 ({eth_text(wei[1])} ETH at $3,000/ETH)"
+    assert tiers["eth_payments"] == "available" and tiers["oracle_epoch"] == stack.contracts.oracle_epoch()
 
     assert not result.isError, result.content[0].text
     text, image, link = result.content
     receipt = json.loads(text.text)
     token_id = receipt["token_id"]
-    nft = stack.deployment.nft
     assert receipt["token_uri"] == nft.functions.tokenURI(token_id).call()
     assert receipt["prompt"] == "a red fox in the snow, cartoon style"
     assert receipt["aspect_ratio"] == "16:9" and receipt["tier"] == 1
     assert link.type == "resource_link" and str(link.uri) == receipt["image"] and receipt["image"].startswith("ipfs://")
     assert receipt["gateway_url"].endswith("/ipfs/" + receipt["image"].removeprefix("ipfs://"))
     mint = stack.w3.eth.get_transaction(receipt["mint_tx"])
-    assert mint["from"] == account_key(PAYER).address and mint["value"] == PRICES[1]
+    assert mint["from"] == account_key(PAYER).address and mint["value"] == max_value(wei[1], MARGIN_BPS)
+    assert nft.functions.request(token_id).call()[5] == wei[1]  # charged priceInWei; the margin came back
     assert stack.w3.eth.get_transaction(receipt["set_image_tx"])["to"] == stack.deployment.address
     png = Image.open(io.BytesIO(base64.b64decode(image.data)))
     assert image.mimeType == "image/png" and png.width > png.height  # 16:9
@@ -65,8 +74,9 @@ def test_local_mode_pays_and_returns_the_image(stack, tmp_path):
 
 
 def test_local_caps_refuse_and_send_nothing(stack, tmp_path):
+    premium = max_value(stack.contracts.price_in_wei(1), MARGIN_BPS)  # what a premium mint sends
     config = front_config(stack, tmp_path / "front.toml", account=f"TEST::{PAYER + 1}",
-                          max_wei_per_call=PRICES[1], max_wei_per_day=PRICES[1])  # fmt: skip
+                          max_wei_per_call=premium, max_wei_per_day=premium)  # fmt: skip
 
     async def scenario():
         async with stdio_session(config) as session:

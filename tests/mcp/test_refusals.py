@@ -6,9 +6,12 @@ import sqlite3
 
 import anyio
 import pytest
+from web3 import Web3
 
-from genim_mcp.calldata import mint_calldata, tag_of
+from genim_mcp.calldata import MintQuote, mint_calldata, tag_of
+from genim_mcp.pricing import max_value
 from genim_mcp.terms import TermsError, image_terms
+from genimnft.contract import ABI
 from tests.mcp.conftest import ProgressLog, front_config, nonce, stdio_session
 
 PAYER = 8
@@ -48,8 +51,21 @@ def test_bad_input_is_refused_before_any_payment(stack, tmp_path):
 def test_payment_tag_round_trips_through_mint_calldata(prompt):
     terms = image_terms(2, prompt, "9:16", "abstract")
     tag = bytes(range(16))
-    assert tag_of(mint_calldata(terms, tag)) == tag
-    assert tag_of(mint_calldata(terms)) is None
+    data = mint_calldata(terms, 7, tag)
+    assert tag_of(data) == tag
+    assert tag_of(mint_calldata(terms, 7)) is None
+    # The contract's ABI reads the tagged calldata as mint(prompt, tier, aspect, oracleEpoch): the tag is ignored.
+    function, args = Web3().eth.contract(abi=ABI).decode_function_input(data)
+    assert function.fn_name == "mint" and args == {"prompt": terms.prompt, "tier": 2, "aspect": 2, "expectedEpoch": 7}
+
+
+def test_eip681_link_names_the_epoch_and_sends_the_price_with_its_margin():
+    quote = MintQuote(image_terms(1, "a cat & a dog", "16:9", "cartoon"), 3, max_value(33_334 * 10**9, 200))
+    uri = quote.eip681("0x" + "ab" * 20, 10)
+    assert uri == (
+        f"ethereum:0x{'ab' * 20}@10/mint?string=a%20cat%20%26%20a%20dog%2C%20cartoon%20style&uint8=1&uint8=1"
+        "&uint256=3&value=34001000000000"
+    )
 
 
 def test_lone_surrogates_are_not_a_prompt():
