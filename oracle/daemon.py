@@ -40,6 +40,10 @@ class StartupError(RuntimeError):
     """A start-up check failed; the message is one line for the operator."""
 
 
+class _Stopping(Exception):
+    """Raised at the next denoising step of a generation the daemon stops waiting for."""
+
+
 @dataclass
 class _Background:
     """Runs one call in a daemon thread (it never blocks shutdown) and keeps its result."""
@@ -77,7 +81,8 @@ class Daemon:
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.chain_id = 0
         self._generation: _Background | None = None
-        self._generating: list[Job] = []
+        self._generating: list[Job] = []  # the batch in flight, or the part of a finished one not yet written
+        self._stopping = threading.Event()
         self._progress: GenerationProgress | None = None
         clear(config.state_dir)  # a file left by a killed run describes no generation now
         self.submitter = Submitter(config, chain, journal, sender, advance=self._advance,
@@ -145,10 +150,25 @@ class Daemon:
 
     def run(self, stop: threading.Event) -> None:
         self.recover()
-        while not stop.is_set():
-            self.step(stop)
-            stop.wait(self.config.poll_interval)
+        try:
+            while not stop.is_set():
+                self.step(stop)
+                stop.wait(self.config.poll_interval)
+        finally:  # a stop or a fatal error alike: the process must not exit with torch running in a thread
+            self._stop_generation()
         log.info("stopped", extra={"jobs": self.journal.counts()})
+
+    def _stop_generation(self) -> None:
+        """Stops the generation in flight at its next denoising step and waits for its thread to end."""
+        if self._generation is None or self._generation.done.is_set():
+            return
+        self._stopping.set()
+        while not self._generation.done.wait(10):
+            log.warning("waiting for the generation in flight to stop", extra={"token_ids": self._token_ids()})
+        log.info("generation stopped", extra={"token_ids": self._token_ids()})
+
+    def _token_ids(self) -> list[int]:
+        return [job.token_id for job in self._generating]
 
     def step(self, stop: threading.Event | None = None) -> None:
         """One pass over every stage; an outage of the RPC or IPFS is logged and waited out."""
@@ -216,9 +236,14 @@ class Daemon:
         progress = GenerationProgress(self.config.state_dir, token_ids, tier, settings.total_steps,
                                       settings.expected_seconds, self.config.progress_log_interval)  # fmt: skip
 
+        def on_step(step: int) -> None:
+            if self._stopping.is_set():
+                raise _Stopping
+            progress.on_step(step)
+
         def work() -> list[Generated]:
             crash_point("generating", self.config.state_dir)
-            images = self.generator.generate(tier, prompts, seeds, aspect, on_step=progress.on_step)
+            images = self.generator.generate(tier, prompts, seeds, aspect, on_step=on_step)
             observe.GENERATION_SECONDS.labels(tier=str(tier)).observe(time.monotonic() - started)
             return images
 
@@ -243,25 +268,34 @@ class Daemon:
 
     def _finish_generation(self) -> None:
         assert self._generation is not None
-        generation, batch = self._generation, self._generating
-        self._generation, self._generating = None, []
+        generation = self._generation
         if self._progress is not None:
             self._progress.finish()
             self._progress = None
-        if generation.error is not None:
-            if not isinstance(generation.error, (GenerationError, RuntimeError, ValueError)):
-                raise generation.error
-            for job in batch:
-                attempts = self.journal.count_attempt(job.token_id, first_line(generation.error))
-                if attempts >= self.config.max_generation_attempts:
-                    self._advance(job.token_id, JobState.FAILED, note=f"generation failed {attempts} times")
-                else:
-                    log.warning("generation failed, will retry: %s", first_line(generation.error),
-                                extra={"token_id": job.token_id, "attempts": attempts})  # fmt: skip
+        if generation.error is None:
+            self._write_images(generation.result)
+            self._generation = None
             return
-        for job, image in zip(batch, generation.result, strict=True):
+        batch = self._generating
+        self._generation, self._generating = None, []
+        if not isinstance(generation.error, (GenerationError, RuntimeError, ValueError)):
+            raise generation.error
+        for job in batch:
+            attempts = self.journal.count_attempt(job.token_id, first_line(generation.error))
+            if attempts >= self.config.max_generation_attempts:
+                self._advance(job.token_id, JobState.FAILED, note=f"generation failed {attempts} times")
+            else:
+                log.warning("generation failed, will retry: %s", first_line(generation.error),
+                            extra={"token_id": job.token_id, "attempts": attempts})  # fmt: skip
+
+    def _write_images(self, images: list[Generated]) -> None:
+        """Writes each image and moves its job on; a write that fails (a full disk) leaves the rest, in memory,
+        for the next pass: the batch is not generated again."""
+        while self._generating:
+            job, image = self._generating[0], images[0]
             _write_atomically(self.image_path(job.token_id), image.png)
             self._advance(job.token_id, JobState.GENERATED)
+            del self._generating[0], images[0]
 
     def _pin(self) -> None:
         """Pins image, then metadata, each read back from the node before the job moves on: a node that
@@ -345,8 +379,12 @@ class Daemon:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a half-written file would hold the space a full disk needs back
+        raise

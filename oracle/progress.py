@@ -4,6 +4,7 @@ stall test behind `/health`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -40,7 +41,8 @@ class GenerationProgress:
         if time.monotonic() - self._reported >= self.log_interval:
             self._reported = time.monotonic()
             log.info("generation progress", extra=self.snapshot())
-            self._write()
+            with contextlib.suppress(OSError):  # the file only informs `status`: a full disk must not fail the images
+                self._write()
 
     def stalled(self, factor: float) -> bool:
         """Past `factor` times what the tier is expected to take for this batch."""
