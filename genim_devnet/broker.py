@@ -4,6 +4,10 @@ Loopback only, on free ports (AMQP, Erlang distribution, epmd), with its data, l
 in a temporary directory, no plugins; stopped by its process group, never by name. `kill9()` and `start()`
 on the same directory restart it with its durable queues, as after a crash; `lose_disk()` between them restarts
 it empty.
+
+Its Erlang port mapper runs in the foreground as a child of this process, on the broker's own epmd port: left
+to itself, rabbitmq-server would start `epmd -daemon`, which leaves the process group, ignores SIGTERM and
+outlives the broker. Like a host's epmd service it survives `kill9()`; `stop()` ends it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from genim_devnet.localnet import free_port
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+EPMD = "/usr/bin/epmd"  # Debian's erlang-base, a dependency of rabbitmq-server
 
 
 @dataclass
@@ -34,6 +39,7 @@ class Broker:
     dist_port: int = field(default_factory=free_port)
     epmd_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    epmd: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -63,8 +69,11 @@ class Broker:
             "RABBITMQ_CONFIG_FILE": str(self.home / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.home / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(self.home / "rabbitmq.pid"),
-            "RABBITMQ_SERVER_START_ARGS": f"-kernel inet_dist_use_interface {{127,0,0,1}} -epmd_port {self.epmd_port}",
+            "RABBITMQ_SERVER_START_ARGS": (
+                f"-kernel inet_dist_use_interface {{127,0,0,1}} -epmd_port {self.epmd_port} -start_epmd false"
+            ),
         }
+        self._start_epmd()
         log = (self.home / "server.out").open("ab")
         self.process = subprocess.Popen(
             [str(SERVER)], env=env, stdout=log, stderr=log, cwd=self.home, start_new_session=True
@@ -78,12 +87,28 @@ class Broker:
             time.sleep(0.2)
         raise TimeoutError(f"RabbitMQ not ready after {timeout:.0f} s; see {self.home}/log")
 
+    def _start_epmd(self) -> None:
+        if self.epmd is not None and self.epmd.poll() is None:
+            return
+        log = (self.home / "epmd.out").open("ab")
+        self.epmd = subprocess.Popen([EPMD, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                                     stdout=log, stderr=log, start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not _port_open(self.epmd_port):
+            if self.epmd.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"epmd did not start on port {self.epmd_port}; see {self.home}/epmd.out")
+            time.sleep(0.05)
+
     def kill9(self) -> None:
-        """SIGKILL to the whole process group (beam, epmd, the shell wrapper), like a crash."""
+        """SIGKILL to the whole process group (beam, the shell wrapper), like a crash; epmd stays."""
         self._signal(signal.SIGKILL)
 
     def stop(self) -> None:
         self._signal(signal.SIGTERM, grace=15.0)
+        if self.epmd is not None:
+            self.epmd.kill()  # a throwaway port mapper: nothing to flush
+            self.epmd.wait()
+            self.epmd = None
 
     def lose_disk(self) -> None:
         """Deletes the stopped node's data (queues, messages, exchanges): the next start is a broker without its
@@ -107,6 +132,11 @@ class Broker:
         while _amqp_answers(self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.process = None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _amqp_answers(port: int) -> bool:

@@ -107,8 +107,8 @@ class IpfsNode:
         """Starts the node and waits until it answers; `detach` lets it outlive this process (`make ipfs`)."""
         env = {**os.environ, "IPFS_PATH": str(self.repo)}
         log = (self.repo / "daemon.log").open("ab")
-        self.process = subprocess.Popen([*_jsipfs(), "daemon", "--offline", "--enable-preload=false"], env=env,
-                                        stdout=log, stderr=log, start_new_session=detach)  # fmt: skip
+        self.process = subprocess.Popen([*_jsipfs(), "daemon"], env=env, stdout=log, stderr=log,
+                                        start_new_session=detach)  # fmt: skip
         wait_until(self.answers, "IPFS node", 60, self.process)
 
     def stop(self) -> None:
@@ -124,14 +124,15 @@ class IpfsNode:
 
 
 def _jsipfs() -> list[str]:
-    return ["node", "-r", str(ROOT / "toolchain/node-polyfills.cjs"), str(NODE_MODULES / "ipfs/src/cli.js")]
+    """toolchain/ipfs-node.mjs: js-ipfs core, RPC API and gateway; always offline, no preload."""
+    return ["node", "-r", str(ROOT / "toolchain/node-polyfills.cjs"), str(ROOT / "toolchain/ipfs-node.mjs")]
 
 
 def init_repo(repo: Path, api_port: int, gateway_port: int) -> None:
     """A js-ipfs repo that runs offline on loopback: empty Swarm addresses (js-ipfs cannot bind them here),
     no bootstrap, no discovery."""
     env = {**os.environ, "IPFS_PATH": str(repo)}
-    subprocess.run([*_jsipfs(), "init", "--empty-repo"], env=env, check=True, capture_output=True)
+    subprocess.run([*_jsipfs(), "init"], env=env, check=True, capture_output=True)
     config_path = repo / "config"
     config = json.loads(config_path.read_text())
     config["Addresses"] = {

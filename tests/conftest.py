@@ -7,7 +7,7 @@ import pytest
 
 from genim_devnet.stack import Stack, deploy_stack, dev_account
 
-pytest_plugins = ["tests.services", "tests.explorer_offline"]
+pytest_plugins = ["tests.services", "tests.explorer_offline", "tests.leftovers"]
 
 
 @pytest.fixture(scope="session")
