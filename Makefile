@@ -22,7 +22,7 @@ MODEL ?=
 TIER ?= 0
 ASPECT ?= 1:1
 
-.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas bench-scale clean anvil ipfs tiny-model devnet-stop
+.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas bench-scale bench-reliability clean anvil ipfs tiny-model devnet-stop
 
 help:
 	@echo "make demo       local chain + deploy + mint, end to end (sets itself up)"
@@ -30,6 +30,7 @@ help:
 	@echo "make test       every test: forge unit/fuzz/invariant, Ape on two chains, slither, ruff"
 	@echo "make bench-gas  gas per operation next to GenImNFTv4"
 	@echo "make bench-scale images/s with 1..16 GPU workers (generator double) on Celery + RabbitMQ"
+	@echo "make bench-reliability  the fault suite, its rows written to bench/results/reliability.json"
 	@echo "make setup      install the toolchain (idempotent)"
 	@echo "make anvil      a local OP-stack chain on 127.0.0.1:8545, in the background (README: local flow)"
 	@echo "make ipfs       a local js-ipfs node, API on 127.0.0.1:5001, in the background"
@@ -113,6 +114,10 @@ bench-gas: setup
 
 bench-scale: setup
 	python bench/scale.py
+
+# `make test` runs the same suite and writes nothing tracked; only this writes the README's Reliability figures.
+bench-reliability: setup
+	GENIM_RELIABILITY_REPORT=1 ape test tests/faults -p no:cacheprovider
 
 clean:
 	rm -rf out cache .build contracts/.cache
