@@ -1,14 +1,21 @@
 """Configuration files, read one way for every program: a TOML file, then `<PREFIX><FIELD>` environment
-variables, then explicit overrides, validated by a pydantic model into one-line errors."""
+variables, then explicit overrides, validated by a pydantic model into one-line errors.
+
+A key the model does not know is an error that names the nearest one it does (a typo must not fall back to a
+default silently). Relative paths in the file are relative to the file's directory, wherever the program runs;
+in the environment or on the command line they are relative to the working directory, as a shell user expects.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
+import types
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Self, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -21,10 +28,11 @@ class ConfigError(ValueError):
 
 def load_settings(
     model: type[Model], path: Path | None, env_prefix: str, overrides: Mapping[str, object] | None = None,
-    env_skip: Collection[str] = (),
+    env_skip: Collection[str] = (), also_known: Collection[type[BaseModel]] = (),
 ) -> Model:  # fmt: skip
     """`model` from the TOML file at `path` (if any), then the environment, then `overrides` (None values are
-    not overrides). Fields in `env_skip` (tables) are not read from the environment."""
+    not overrides). Fields in `env_skip` (tables) are not read from the environment. Top-level keys of the
+    `also_known` models are accepted in the file and ignored (a worker reads its coordinator's file)."""
     data: dict[str, object] = {}
     if path is not None:
         try:
@@ -33,6 +41,11 @@ def load_settings(
             raise ConfigError(f"config file {path} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: {exc}") from exc
+        ignored = {name for other in also_known for name in other.model_fields} - set(model.model_fields)
+        data = {key: value for key, value in data.items() if key not in ignored}
+        if problem := unknown_key(model, data):
+            raise ConfigError(f"config file {path}: {problem}")
+        data = _relative_to(path.resolve().parent, model, data)
     for name in model.model_fields:
         value = os.environ.get(f"{env_prefix}{name.upper()}")
         if value is not None and name not in env_skip:
@@ -43,6 +56,51 @@ def load_settings(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(problems) from exc
+
+
+def unknown_key(model: type[BaseModel], data: Mapping[str, object], where: str = "") -> str | None:
+    """The first key in `data`, tables included, that `model` has no field for, with the nearest field it has."""
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            [nearest] = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0) or ["?"]
+            return f"unknown key `{where}{key}` (did you mean `{where}{nearest}`?)"
+        inner = _model_in(field.annotation)
+        if inner is None or not isinstance(value, Mapping):
+            continue
+        if get_origin(field.annotation) is dict:  # a table of tables, such as [tiers.0]
+            tables = [(f"{where}{key}.{name}.", table) for name, table in value.items() if isinstance(table, Mapping)]
+        else:
+            tables = [(f"{where}{key}.", value)]
+        for prefix, table in tables:
+            if problem := unknown_key(inner, table, prefix):
+                return problem
+    return None
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The settings model a field holds: itself, optional, or as the values of a dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (dict, Union, types.UnionType):
+        for arg in get_args(annotation):
+            if (inner := _model_in(arg)) is not None:
+                return inner
+    return None
+
+
+def _relative_to(base: Path, model: type[BaseModel], data: dict[str, object]) -> dict[str, object]:
+    """`data` with each relative path of a `Path` field made relative to `base`."""
+    resolved = dict(data)
+    for key, value in data.items():
+        field = model.model_fields[key]
+        if isinstance(value, str) and _holds_path(field.annotation) and not Path(value).expanduser().is_absolute():
+            resolved[key] = str(base / value)
+    return resolved
+
+
+def _holds_path(annotation: object) -> bool:
+    return annotation is Path or any(arg is Path for arg in get_args(annotation))
 
 
 # Blocks to trail the head by, per network, unless `confirmations` is set.

@@ -136,5 +136,30 @@ def fingerprint(tiers: dict[int, TierSettings]) -> str:
 def load_config(
     path: Path | None, overrides: dict[str, object] | None = None, model: type[Config] = OracleConfig
 ) -> Config:
-    """Reads the TOML file, then GENIM_<FIELD> environment variables, then explicit overrides."""
-    return load_settings(model, path, "GENIM_", overrides, env_skip=("tiers",))
+    """Reads the TOML file, then GENIM_<FIELD> environment variables, then explicit overrides. A worker reads the
+    coordinator's file too: the daemon's keys are accepted there and ignored."""
+    also_known = (OracleConfig,) if model is WorkerConfig else ()
+    config = load_settings(model, path, "GENIM_", overrides, env_skip=("tiers",), also_known=also_known)
+    if path is None:
+        return config
+    base = path.resolve().parent
+    return config.model_copy(update={"tiers": {tier: _models_from(base, s) for tier, s in config.tiers.items()}})
+
+
+def _models_from(base: Path, tier: TierSettings) -> TierSettings:
+    """A tier whose model (or upscaler) is a directory relative to the config file, made absolute."""
+    update: dict[str, object] = {"model": _local_model(base, tier.model)}
+    if tier.upscale is not None:
+        update["upscale"] = tier.upscale.model_copy(update={"model": _local_model(base, tier.upscale.model)})
+    return tier.model_copy(update=update)
+
+
+def _local_model(base: Path, model: str) -> str:
+    """A Hugging Face repo id ("org/name") stays as it is; a path ("./x", ".cache/x", or an existing directory
+    next to the config file) is taken relative to the config file."""
+    path = Path(model).expanduser()
+    if path.is_absolute():
+        return str(path)
+    if model.startswith(".") or (base / path).is_dir():
+        return str(base / path)
+    return model
