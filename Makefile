@@ -94,7 +94,9 @@ test: setup
 test-forge test-ape lint slither: setup
 	bash tests/run_all.sh $(patsubst test-%,%,$@)
 
+# A model named with MODEL= is checked before anything is deployed or minted.
 demo: setup
+	$(if $(MODEL),python -m oracle.models "$(MODEL)")
 	python scripts/demo.py --prompt "$(PROMPT)" --tier $(TIER) --aspect $(ASPECT) $(if $(MODEL),--model "$(MODEL)")
 
 demo-mcp: setup

@@ -16,6 +16,7 @@ from typing import Any
 
 from genimnft.aspects import image_size
 from oracle.config import TierSettings, UpscaleSettings
+from oracle.models import ModelMissing, check_model
 
 log = logging.getLogger("genim.generate")
 
@@ -120,6 +121,10 @@ class Generator:
         return pipeline
 
     def _load(self, model: str, dtype: Any, loader: str) -> Any:
+        try:
+            check_model(model)  # a missing model says how to get it, not that huggingface.co is unreachable
+        except ModelMissing as exc:
+            raise ModelLoadError(str(exc)) from exc
         quiet_known_notices()  # before diffusers imports its transformers classes, which logs them
         import diffusers
 
