@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from genimnft.contract import Asset
 from genimnft.settings import ConfigError
-from oracle.config import OracleConfig, default_tiers, load_config
+from oracle.config import Config, OracleConfig, ReaderConfig, default_tiers, load_config
 from oracle.journal import AlreadyRunning, Journal, intact
 
 log = logging.getLogger("genim.cli")
@@ -36,6 +37,20 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--model", help="diffusers repo id in the local cache, or a directory")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--config", type=Path)
+    show = sub.add_parser("show", help="where a token's image is (tokenURI, IPFS, gateway), saved as a PNG")
+    show.add_argument("token", type=int)
+    show.add_argument("--config", type=Path, help="TOML file: rpc_uri, the contract, ipfs_api, gateway_url")
+    show.add_argument("--out", type=Path, help="where to save the PNG (default token-<id>.png)")
+    show.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait this long for the image first")
+    verify = sub.add_parser(
+        "verify", help="check tokens against the chain, IPFS and their model (anyone; exit 0 if all pass)"
+    )
+    verify.add_argument("token", type=int, nargs="?")
+    verify.add_argument("--all", action="store_true", help="every token whose image is set")
+    verify.add_argument("--config", type=Path, help="TOML file: rpc_uri, the contract, ipfs_api, tiers, device")
+    verify.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                        help="load the model the metadata names NAME from PATH (repeatable)")  # fmt: skip
+    verify.add_argument("--no-regenerate", action="store_true", help="check chain and IPFS only, load no model")
     worker = sub.add_parser("worker", help='a GPU worker for a coordinator with workers = "celery" (no key, no RPC)')
     worker.add_argument("--config", type=Path, help="TOML file: broker_url, ipfs_api, tiers (others are ignored)")
     worker.add_argument("--device", help="e.g. cuda:1 (default: the config's device)")
@@ -49,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging()
     try:
-        commands = {"run": _run, "status": _status, "withdraw": _withdraw, "generate": _generate, "worker": _worker}
-        return commands[args.command](args)
+        commands = {"run": _run, "status": _status, "withdraw": _withdraw, "generate": _generate, "worker": _worker,
+                    "show": _show, "verify": _verify}  # fmt: skip
+        code = commands[args.command](args)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:  # `genim-oracle status | head -2`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ConfigError, AlreadyRunning) as exc:
         print(f"genim-oracle: {exc}", file=sys.stderr)
         return 2
@@ -70,9 +91,9 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip() or exc.__class__.__name__).splitlines()[0]
 
 
-def _config(args: argparse.Namespace) -> OracleConfig:
+def _config(args: argparse.Namespace, model: type[Config] = OracleConfig) -> Config:
     try:
-        return load_config(args.config)
+        return load_config(args.config, model=model)
     except ConfigError as exc:
         if args.config is not None:
             raise
@@ -105,19 +126,24 @@ def _open_journal(config: OracleConfig, lock: bool = False) -> Journal:
 
 
 def _chain_and_account(config: OracleConfig, rpc_timeout: float):  # noqa: ANN202 - (Chain, LocalAccount)
-    from genimnft.contract import Chain
     from oracle.sender import AccountError, load_account
 
     try:
         account = load_account(config.account, config.passphrase_env)
     except AccountError as exc:
         raise _Fatal(str(exc)) from exc
+    return _chain(config, rpc_timeout), account
+
+
+def _chain(config: ReaderConfig, rpc_timeout: float):  # noqa: ANN202 - Chain (imported late: web3 is slow to load)
+    from genimnft.contract import Chain
+
     try:
         address = config.contract_address()
     except (OSError, KeyError, ValueError) as exc:
         raise _Fatal(f"cannot read deployment file {config.deployment_file}: {exc}") from exc
     try:
-        return Chain(config.rpc_uri, address, timeout=rpc_timeout), account
+        return Chain(config.rpc_uri, address, timeout=rpc_timeout)
     except ValueError as exc:
         raise _Fatal(f"bad contract address {address!r}: {exc}") from exc
 
@@ -228,6 +254,49 @@ def _withdraw(args: argparse.Namespace) -> int:
     print(f"withdrew {owed[Asset.ETH]} wei and {usdc} USDC units ({Asset.USDC.amount_text(usdc)}) in "
           f"{chain.w3.to_hex(tx_hash)} (status {receipt['status']})")  # fmt: skip
     return 0 if receipt["status"] == 1 else 1
+
+
+def _show(args: argparse.Namespace) -> int:
+    from web3.exceptions import Web3Exception
+
+    from genimnft.ipfs import IpfsClient
+    from oracle.lookup import TokenUnreadable
+    from oracle.show import NotReady, show, wait_for_image
+
+    config = _config(args, ReaderConfig)
+    chain = _chain(config, config.rpc_timeout)
+    try:
+        if args.wait:
+            wait_for_image(chain, args.token, args.wait)
+        lines = show(chain, IpfsClient(config.ipfs_api, config.ipfs_timeout), config.gateway_url, args.token, args.out)
+    except (NotReady, TokenUnreadable) as exc:
+        raise _Fatal(str(exc)) from exc
+    except (Web3Exception, OSError) as exc:
+        raise _Fatal(f"cannot read token {args.token} from {config.rpc_uri}: {_first_line(exc)}") from exc
+    print("\n".join(lines))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from web3.exceptions import Web3Exception
+
+    from genimnft.ipfs import IpfsClient
+    from oracle.audit import generator_regenerate, verify
+
+    if (args.token is None) == (not args.all):
+        raise ConfigError("name one token, or --all")
+    models = dict(pair.split("=", 1) for pair in args.model if "=" in pair)
+    config = _config(args, ReaderConfig)
+    chain = _chain(config, config.rpc_timeout)
+    regenerate = None if args.no_regenerate else generator_regenerate(config.device)
+    try:
+        lines, passed = verify(chain, IpfsClient(config.ipfs_api, config.ipfs_timeout),
+                               None if args.all else [args.token], config.first_block() or 0, config.log_range,
+                               config.tiers, regenerate, models)  # fmt: skip
+    except (Web3Exception, OSError) as exc:
+        raise _Fatal(f"cannot read the contract from {config.rpc_uri}: {_first_line(exc)}") from exc
+    print("\n".join(lines))
+    return 0 if passed else 1
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -69,10 +69,20 @@ def default_tiers() -> dict[int, TierSettings]:
     }
 
 
-class OracleConfig(ChainSettings):
+class ReaderConfig(ChainSettings):
+    """What reading a token needs (`genim-oracle show`, `verify`): the chain, IPFS, and the tiers to regenerate
+    with. No key and no state: anyone can read the daemon's own file with it, or write a short one."""
+
+    ipfs_api: str = "http://127.0.0.1:5001"
+    gateway_url: str = Field("https://ipfs.io", description="IPFS gateway for the links `genim-oracle show` prints")
+    ipfs_timeout: float = Field(30.0, gt=0)
+    device: str = "auto"
+    tiers: dict[int, TierSettings] = Field(default_factory=default_tiers)
+
+
+class OracleConfig(ReaderConfig):
     account: str
     passphrase_env: str = "GENIM_PASSPHRASE"
-    ipfs_api: str = "http://127.0.0.1:5001"
     state_dir: Path = Path("state")
     poll_interval: float = Field(1.0, gt=0)
     deadline_margin: int = Field(60, ge=0, description="skip a request whose deadline is closer than this (s)")
@@ -85,14 +95,11 @@ class OracleConfig(ChainSettings):
         100 * 10**9, gt=0, description="wei per gas the oracle never signs above (new sends and replacements)"
     )
     low_balance_batches: int = Field(20, ge=0, description="warn when the balance pays for fewer full batches")
-    ipfs_timeout: float = Field(30.0, gt=0)
     ipfs_verify_timeout: int = Field(5, ge=1, description="seconds to read a pinned block back before trusting it")
-    device: str = "auto"
     progress_log_interval: float = Field(5.0, gt=0, description="at most one progress line per this many seconds")
     stall_factor: float = Field(5.0, gt=1, description="/health says stalled past this multiple of expected_seconds")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, description="0 disables the metrics and health server")
-    tiers: dict[int, TierSettings] = Field(default_factory=default_tiers)
     # Generation in this process ("local"), or on GPU workers reached through a RabbitMQ broker ("celery").
     workers: Literal["local", "celery"] = "local"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
@@ -115,7 +122,7 @@ class WorkerConfig(BaseModel):
     tiers: dict[int, TierSettings] = Field(default_factory=default_tiers)
 
 
-Config = TypeVar("Config", OracleConfig, WorkerConfig)
+Config = TypeVar("Config", OracleConfig, WorkerConfig, ReaderConfig)
 
 
 def fingerprint(tiers: dict[int, TierSettings]) -> str:
@@ -136,9 +143,9 @@ def fingerprint(tiers: dict[int, TierSettings]) -> str:
 def load_config(
     path: Path | None, overrides: dict[str, object] | None = None, model: type[Config] = OracleConfig
 ) -> Config:
-    """Reads the TOML file, then GENIM_<FIELD> environment variables, then explicit overrides. A worker reads the
-    coordinator's file too: the daemon's keys are accepted there and ignored."""
-    also_known = (OracleConfig,) if model is WorkerConfig else ()
+    """Reads the TOML file, then GENIM_<FIELD> environment variables, then explicit overrides. A worker or a reader
+    may read the daemon's own file: the daemon's other keys are accepted there and ignored."""
+    also_known = () if model is OracleConfig else (OracleConfig,)
     config = load_settings(model, path, "GENIM_", overrides, env_skip=("tiers",), also_known=also_known)
     if path is None:
         return config

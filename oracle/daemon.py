@@ -28,6 +28,7 @@ from oracle.facts import image_facts
 from oracle.faults import crash_point
 from oracle.generate import Generated, GenerationError, Generator, seed_for
 from oracle.journal import FINAL_STATES, Job, JobState, Journal, JournalMismatch
+from oracle.outages import Outages
 from oracle.progress import GenerationProgress, clear
 from oracle.sender import Sender
 from oracle.submit import Submitter, first_line
@@ -88,8 +89,9 @@ class Daemon:
         self.submitter = Submitter(config, chain, journal, sender, advance=self._advance,
                                    upstream_busy=self._upstream_busy)  # fmt: skip
         self._last_balance = 0.0
-        self._status: dict = {"jobs": {}, "cursor": 0, "last_tick": 0.0}
+        self._status: dict = {"jobs": {}, "cursor": 0, "last_tick": 0.0, "unreachable": {}}
         self._warned_at: dict[str, float] = {}
+        self.outages = Outages(journal.set_notice)
 
     # start-up
 
@@ -180,7 +182,9 @@ class Daemon:
                 stage()
             except TRANSIENT as exc:
                 self._warn_while(name, f"{name} waiting out: {first_line(exc)}")
+                self.outages.failed(name, exc)
             else:
+                self.outages.passed(name)
                 if self._warned_at.pop(name, None) is not None:
                     log.info("%s recovered", name)
         self._observe()
@@ -347,7 +351,8 @@ class Daemon:
         for state, count in counts.items():
             observe.JOBS.labels(state=state).set(count)
         # The HTTP thread reads this snapshot; the SQLite connection stays on the loop's thread.
-        self._status = {"jobs": counts, "cursor": self.journal.next_block(0), "last_tick": time.time()}
+        self._status = {"jobs": counts, "cursor": self.journal.next_block(0), "last_tick": time.time(),
+                        "unreachable": self.outages.current()}  # fmt: skip
         if self._progress is not None:
             self._status["generating"] = self._progress.snapshot()
             self._status["stalled"] = self._progress.stalled(self.config.stall_factor)

@@ -76,19 +76,34 @@ def setup_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def health(status: dict, stale_after: float) -> dict:
+    """`ok`; `degraded` while a service is unreachable (the jobs that need it wait); `stalled` (a generation past
+    its expected time) or `stale` (the loop has not turned for `stale_after` s): unhealthy. Each with its reasons."""
+    reasons = [
+        f"{service} unreachable: {outage['reason']}" for service, outage in status.get("unreachable", {}).items()
+    ]
+    state = "degraded" if reasons else "ok"
+    if status.get("stalled", False):
+        state, reasons = "stalled", ["a generation runs past stall_factor times its expected time", *reasons]
+    if time.time() - status.get("last_tick", 0) >= stale_after:
+        state, reasons = "stale", [f"the loop has not completed a pass for {stale_after:.0f} s", *reasons]
+    return {"healthy": state == "ok", "status": state, "reasons": reasons}
+
+
 def serve(host: str, port: int, status: Callable[[], dict], stale_after: float) -> ThreadingHTTPServer:
-    """Serves /metrics (Prometheus), /health (200 while the loop is alive and no generation is stalled) and
-    /status (JSON)."""
+    """Serves /metrics (Prometheus), /health (its verdict and reasons: 200 when ok, 503 when degraded, stalled or
+    stale) and /status (the whole status, with that verdict)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._reply(200, generate_latest(REGISTRY), "text/plain; version=0.0.4")
-            elif self.path in ("/health", "/status"):
+            elif self.path == "/health":
+                verdict = health(status(), stale_after)
+                self._reply(200 if verdict["healthy"] else 503, json.dumps(verdict).encode(), "application/json")
+            elif self.path == "/status":
                 body = status()
-                healthy = time.time() - body.get("last_tick", 0) < stale_after and not body.get("stalled", False)
-                code = 200 if healthy or self.path == "/status" else 503
-                self._reply(code, json.dumps({**body, "healthy": healthy}).encode(), "application/json")
+                self._reply(200, json.dumps({**body, "health": health(body, stale_after)}).encode(), "application/json")
             else:
                 self._reply(404, b"not found\n", "text/plain")
 

@@ -54,7 +54,7 @@ def test_generating_shows_in_status_and_health_says_stalled(deployment, ipfs, ti
         time.sleep(0.6)  # past stall_factor x expected_seconds x 1 image
         daemon.step()
         reply = httpx.get(health)
-        assert reply.status_code == 503 and reply.json()["stalled"] is True, reply.text
+        assert reply.status_code == 503 and reply.json()["status"] == "stalled", reply.text
         assert daemon.status()["generating"]["token_ids"] == [token_id]
         assert wait_for(lambda: (daemon.step(), daemon.journal.counts()["confirmed"] == 1)[1], timeout=60)
         assert httpx.get(health).status_code == 200
