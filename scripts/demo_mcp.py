@@ -1,14 +1,16 @@
 """`make demo-mcp`: an MCP client buys one image through genim-mcp in local mode, end to end on this machine.
 
-Starts anvil (OP-stack mode) and a js-ipfs node, deploys GenImNFT with `ape run deploy` and the ETH/USD feed's
-test double, starts the oracle daemon with the tiny random-weight model (its images are noise), then runs the
-MCP SDK's ClientSession against `genim-mcp local` over stdio: list_tiers, one paid generate_image_* call that
-pays from a test key (Ape's TEST::2) under the configured caps, with its progress, and saves the PNG.
+Starts anvil (OP-stack mode) and a js-ipfs node, deploys GenImNFT with `ape run deploy` (which brings up Circle's
+USDC and Chainlink's MockV3Aggregator feeds on a local chain), starts the oracle daemon with the tiny random-weight
+model (its images are noise), then runs the MCP SDK's ClientSession against `genim-mcp local` over stdio:
+list_tiers (dollar prices, ETH at the contract's rate), one paid generate_image_* call that pays from a test key
+(Ape's TEST::2) under the configured caps, with its progress, and saves the PNG.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -16,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 from mcp import ClientSession, StdioServerParameters
@@ -25,7 +29,7 @@ from mcp.client.stdio import stdio_client
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from demo import deploy, oracle_config  # noqa: E402
+from demo import ORACLE, deploy, oracle_config  # noqa: E402
 
 from genim_devnet.localnet import anvil, ipfs_node  # noqa: E402
 from genim_devnet.tiny_model import build_tiny_pipeline  # noqa: E402
@@ -33,18 +37,18 @@ from genim_mcp.terms import TIER_NAMES  # noqa: E402
 from genimnft.ipfs import IpfsClient  # noqa: E402
 
 NETWORK = "optimism:local:foundry"
-USD_PER_ETH = 3000
+T = TypeVar("T")
 
 
 def say(message: str) -> None:
     print(f"[demo-mcp] {message}", flush=True)
 
 
-def front_config(work: Path, rpc: str, deployment: dict, feed: str, ipfs) -> Path:
+def front_config(work: Path, rpc: str, deployment: dict, ipfs) -> Path:
     lines = [f'network = "{NETWORK}"', f'rpc_uri = "{rpc}"', f'contract = "{deployment["address"]}"',
              f"start_block = {deployment['block']}", f'ipfs_api = "{ipfs.api_url}"',
-             f'gateway_url = "{ipfs.gateway_url}"', f'state_dir = "{work / "mcp-state"}"', f'eth_usd_feed = "{feed}"',
-             'account = "TEST::2"', f"max_wei_per_call = {10**17}", f"max_wei_per_day = {10**18}",
+             f'gateway_url = "{ipfs.gateway_url}"', f'state_dir = "{work / "mcp-state"}"',
+             'account = "TEST::2"', f"max_wei_per_call = {10**16}", f"max_wei_per_day = {10**17}",
              "poll_interval = 0.2", "payment_poll = 0.2", "progress_every = 2.0",
              'tier_sizes = ["64x64", "96x96", "128x128"]']  # fmt: skip
     path = work / "genim-mcp.toml"
@@ -62,7 +66,26 @@ def wait_until_ready(daemon: subprocess.Popen, log: Path, timeout: float = 120) 
     say("oracle daemon ready")
 
 
-async def buy(config: Path, prompt: str, tier: int, aspect: str, style: str) -> dict:
+async def while_running(daemon: subprocess.Popen, log: Path, call: Callable[[], Awaitable[T]]) -> T:
+    """`call`'s answer, unless the oracle daemon exits first: then the demo stops with its log, not at the deadline."""
+    outcome: list[T] = []
+    async with anyio.create_task_group() as group:
+
+        async def run() -> None:
+            outcome.append(await call())
+            group.cancel_scope.cancel()
+
+        group.start_soon(run)
+        while daemon.poll() is None:
+            await anyio.sleep(0.5)
+        group.cancel_scope.cancel()
+    if not outcome:
+        tail = "\n".join(log.read_text().splitlines()[-5:])
+        raise SystemExit(f"[demo-mcp] the oracle daemon exited ({daemon.returncode}); its log ({log}) ends:\n{tail}")
+    return outcome[0]
+
+
+async def buy(config: Path, daemon: subprocess.Popen, prompt: str, tier: int, aspect: str, style: str) -> dict:
     server = StdioServerParameters(command="genim-mcp", args=["local", "--config", str(config)], env={**os.environ})
 
     async def progress(value: float, _total: float | None, message: str | None) -> None:
@@ -74,17 +97,22 @@ async def buy(config: Path, prompt: str, tier: int, aspect: str, style: str) -> 
             say("MCP session open (stdio): " + ", ".join(t.name for t in (await session.list_tools()).tools))
             tiers = json.loads((await session.call_tool("list_tiers", {})).content[0].text)
             for row in tiers["tiers"]:
-                say(f"  {row['tool']}: {row['price_eth']} ETH (${row['price_usd']}), {row['size']} budget")
-            say(f"  USD: {tiers['usd_note']}; deadline {tiers['deadline_seconds']} s after the mint")
+                say(f"  {row['tool']}: {row['price']}, {row['size']} budget")
+            say(f"  ETH: {tiers['how_eth_is_charged']}")
+            say(f"  deadline {tiers['deadline_seconds']} s after the mint; oracle epoch {tiers['oracle_epoch']}")
             tool = f"generate_image_{TIER_NAMES[tier]}"
             say(f"calling {tool}(prompt={prompt!r}, aspect_ratio={aspect!r}, style={style!r})")
             started = time.monotonic()
-            result = await session.call_tool(tool, {"prompt": prompt, "aspect_ratio": aspect, "style": style},
-                                             progress_callback=progress)  # fmt: skip
+            arguments = {"prompt": prompt, "aspect_ratio": aspect, "style": style}
+            paid_call = functools.partial(session.call_tool, tool, arguments, progress_callback=progress)
+            result = await while_running(daemon, config.parent / "oracle.log", paid_call)
             if result.isError:
                 raise SystemExit(f"[demo-mcp] the tool failed: {result.content[0].text}")
             receipt = json.loads(result.content[0].text)
             say(f"tool call returned after {time.monotonic() - started:.1f} s")
+            status = json.loads((await session.call_tool("refund_status", {"token_id": receipt["token_id"]}))
+                                .content[0].text)  # fmt: skip
+            say(f"escrow paid: {status['escrow']} (the mint sent the price plus the margin; the rest came back)")
             return receipt
 
 
@@ -104,19 +132,17 @@ def main() -> int:
         import ape  # after APE_FOUNDRY_HOST is set, Ape connects to this anvil
 
         with ape.networks.parse_network_choice(NETWORK):
-            owner, oracle = ape.accounts.test_accounts[0], ape.accounts.test_accounts[1]
-            deployment = deploy(env, oracle.address)
-            # By source: Ape's lazy `project.<Name>` compiled only GenImNFT for the deploy script.
-            aggregator = ape.project.load_contracts("contracts/test/MockEthUsdAggregator.sol")["MockEthUsdAggregator"]
-            feed = owner.deploy(aggregator, USD_PER_ETH * 10**8).address
-            say(f"GenImNFT at {deployment['address']}; ETH/USD test double at {feed} (${USD_PER_ETH})")
+            oracle = ape.accounts.test_accounts[ORACLE]
+            deployment = deploy(env, oracle.address, work)
+            say(f"GenImNFT at {deployment['address']} (USD prices {deployment['usd_prices']}); ETH/USD feed "
+                f"{deployment['eth_usd_feed']}, USDC {deployment['usdc']}")  # fmt: skip
             daemon_config = oracle_config(work, chain.url, deployment, ipfs.api_url, model, tiny=True)
             daemon = subprocess.Popen(["genim-oracle", "run", "--config", str(daemon_config)], cwd=ROOT, env=env,
                                       stdout=(work / "oracle.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
             try:
                 wait_until_ready(daemon, work / "oracle.log")
-                config = front_config(work, chain.url, deployment, feed, ipfs)
-                receipt = anyio.run(buy, config, args.prompt, args.tier, args.aspect_ratio, args.style)
+                config = front_config(work, chain.url, deployment, ipfs)
+                receipt = anyio.run(buy, config, daemon, args.prompt, args.tier, args.aspect_ratio, args.style)
             finally:
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(timeout=15)
