@@ -89,7 +89,7 @@ def run_mcp(count: int, block_time: float) -> dict:
         config_path = write_config(config, work / "oracle.toml")
         daemon = start_daemon(config_path)
         time.sleep(8)  # the daemon loads torch and the model before it follows the chain
-        front = front_config(Stack(stack.chain.url, stack.deployment, "", stack.ipfs, work), work / "front.toml",
+        front = front_config(Stack(stack.chain.url, stack.deployment, stack.ipfs, work), work / "front.toml",
                              account="TEST::2", max_wei_per_call=10**18, max_wei_per_day=10**20, poll_interval=0.1,
                              payment_poll=0.1)  # fmt: skip
         calls = anyio.run(_timed_calls, front, count)
