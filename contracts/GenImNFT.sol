@@ -38,7 +38,8 @@ interface IUSDC {
 /// Invariants (each one is tested by name in tests/foundry/GenImNFT.invariants.t.sol and in tests/):
 /// - `EscrowIsSolvent`: per asset, the contract holds at least the sum of pending escrows + credits + protocol
 ///   fees in that asset: address(this).balance for ETH, USDC.balanceOf(this) >= {usdcLiabilities} for USDC.
-///   Without forced ether or USDC sent straight to the contract the two sides are equal.
+///   The two sides are equal unless ether is forced in, USDC is sent straight to the contract, or a refunded
+///   token's holder is the contract itself (its USDC refund stays here, off the books).
 /// - `NoTokenWithoutPayment`: every token is minted in the transaction that brings its payment: the ETH it
 ///   charged, or exactly its price in USDC, pulled from the buyer by their authorization (or, when someone
 ///   else executed that very authorization first, USDC that arrived and that no one else's books hold).
@@ -246,8 +247,10 @@ contract GenImNFT is ERC721, ERC2981, Ownable2Step {
     error PriceOutOfRange(uint256 priceGwei);
     /// @dev This deployment has no USDC rail.
     error UsdcRailDisabled();
-    /// @dev The authorization's nonce was used in USDC, but not to pay this contract for these terms (a bad
-    /// signature, another recipient or value, or a cancelled authorization), or it already minted a token.
+    /// @dev The authorization's nonce was used in USDC, but the signature is not `from`'s for paying this
+    /// contract this tier's price (another recipient or value, or a bad signature), or it minted a token here
+    /// already. (A cancelled authorization with a good signature gets {PaymentNotReceived} instead, unless the
+    /// contract holds USDC that no one's books hold: see the README's trust section on the USDC rail.)
     error AuthorizationNotUsable(address from, bytes32 nonce);
     /// @dev USDC arrived through this authorization, but the contract holds less USDC than its books need:
     /// the payment was not this contract's to count (for example, a cancelled authorization).
