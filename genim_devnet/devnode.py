@@ -2,7 +2,7 @@
 
 Each starts on the fixed loopback port the local config uses (anvil 8545, IPFS API 5001, gateway 8080), waits
 until it answers, records its pid under .cache/devnet and returns; `stop` ends what was recorded. A new anvil
-is a new chain, so it also clears the local oracle state kept for the old one.
+is a new chain, so it also clears the local oracle's and MCP front's state kept for the old one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from genim_devnet.localnet import ROOT, Anvil, IpfsNode, anvil_command, init_rep
 DEVNET = ROOT / ".cache" / "devnet"
 ANVIL_PORT, IPFS_API_PORT, IPFS_GATEWAY_PORT = 8545, 5001, 8080
 ORACLE_STATE = DEVNET / "oracle-state"  # state_dir of oracle.local.toml
+MCP_STATE = DEVNET / "mcp-state"  # state_dir of genim-mcp.local.toml
 
 
 def _record(name: str, pid: int) -> None:
@@ -30,7 +31,8 @@ def start_anvil() -> str:
     node = Anvil(f"http://127.0.0.1:{ANVIL_PORT}", None)  # type: ignore[arg-type]
     if node.answers():
         raise SystemExit(f"something already answers on {node.url}: stop it first (make devnet-stop)")
-    shutil.rmtree(ORACLE_STATE, ignore_errors=True)
+    for state in (ORACLE_STATE, MCP_STATE):  # they belong to the old chain
+        shutil.rmtree(state, ignore_errors=True)
     process = subprocess.Popen(anvil_command(ANVIL_PORT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip
     node.process = process

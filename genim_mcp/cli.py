@@ -16,13 +16,30 @@ from genimnft.accounts import AccountError
 from genimnft.settings import ConfigError
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genim-mcp", description=__doc__)
-    parser.add_argument("mode", choices=["hosted", "local"])
-    parser.add_argument("--config", type=Path, help="TOML file (see genim-mcp.example.toml); GENIM_MCP_* override")
-    parser.add_argument("--port", type=int, help="hosted mode: port for /mcp and the pay page")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args(argv)
+    modes = parser.add_subparsers(dest="mode", required=True, metavar="{hosted,local}")
+    hosted = modes.add_parser("hosted", help="serve MCP over streamable HTTP and the pay page (the seller)",
+                              description="MCP at <public_url>/mcp and payment links at <public_url>/pay/<id>, "
+                              "one port; buyers pay from their own wallets")  # fmt: skip
+    local = modes.add_parser("local", help="speak MCP over stdio and pay from your own account (the buyer)",
+                             description="An MCP client starts this itself (see the README's client JSON); "
+                             "it pays from an `ape accounts` alias under the per-call and per-day caps")  # fmt: skip
+    for mode in (hosted, local):
+        mode.add_argument("--config", type=Path, help="TOML file (see genim-mcp.example.toml); GENIM_MCP_* override")
+        mode.add_argument("--verbose", action="store_true", help="log what the server does (to stderr)")
+    hosted.add_argument("--host", help="address to listen on (default: the config's host, 127.0.0.1)")
+    hosted.add_argument("--port", type=int, help="port for /mcp and the pay page (default: the config's, 8765)")
+    hosted.add_argument("--public-url", help="how buyers reach this server, for the payment links")
+    local.add_argument("--account", help="the `ape accounts` alias that pays (TEST::n on local chains)")
+    local.add_argument("--max-wei-per-call", type=int, help="cap on what one paid call sends")
+    local.add_argument("--max-wei-per-day", type=int, help="cap on what the calls of one UTC day send")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {key: value for key, value in vars(args).items() if key not in ("config", "verbose")}
     # stdout is the MCP channel in local mode: logs go to stderr.
     logging.basicConfig(
         stream=sys.stderr,
@@ -32,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from genim_mcp.server import build
 
-        config = load_config(args.config, {"mode": args.mode, "port": args.port})
+        config = load_config(args.config, overrides)
         build(config).run()
     except (ConfigError, AccountError) as exc:
         print(f"genim-mcp: {exc}", file=sys.stderr)

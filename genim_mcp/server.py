@@ -4,6 +4,7 @@ lifecycle. Hosted mode serves streamable HTTP (`/mcp`) and the pay page on one p
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -11,6 +12,8 @@ import uvicorn
 from mcp.server.fastmcp import FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
 from paymcp.payment.flows import progress as paymcp_progress
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 
 from genim_mcp.config import FrontConfig
 from genim_mcp.delivery import Delivery
@@ -49,11 +52,7 @@ class Front:
             self.wallet.start()
         try:
             if self.config.mode == "hosted":
-                log.info(
-                    "serving MCP at %s/mcp and the pay page at %s/pay/...",
-                    self.config.base_url(),
-                    self.config.base_url(),
-                )
+                print(listening_line(self.config), file=sys.stderr, flush=True)
                 uvicorn.run(
                     self.server.streamable_http_app(), host=self.config.host, port=self.config.port, log_level="warning"
                 )
@@ -64,6 +63,24 @@ class Front:
                 self.wallet.stop()
             self.follower.stop()
             self.store.close()
+
+
+def listening_line(config: FrontConfig) -> str:
+    base = config.base_url()
+    return (f"genim-mcp hosted: listening on http://{config.host}:{config.port}; MCP (streamable HTTP) at {base}/mcp; "
+            f"pay page at {base}/pay/<payment id>")  # fmt: skip
+
+
+def index(config: FrontConfig):  # noqa: ANN201 - a Starlette route handler
+    """`/`: what this server is and where its endpoints are, for a person who opens the bare address."""
+    base = config.base_url()
+    text = (f"GenImNFT paid image generator (MCP).\nMCP endpoint (streamable HTTP): {base}/mcp\n"
+            f"Payment pages: {base}/pay/<payment id>\nTokens: {base}/token/<token id>\n")  # fmt: skip
+
+    async def handler(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse(text)
+
+    return handler
 
 
 def transport_security(config: FrontConfig) -> TransportSecuritySettings:
@@ -114,6 +131,7 @@ def build(config: FrontConfig) -> Front:
     paymcp_progress.DEFAULT_POLL_SECONDS = config.payment_poll  # type: ignore[assignment]
     register_tools(server, provider, delivery, follower)
     if hosted:
+        server.custom_route("/", methods=["GET"])(index(config))
         for method, path, handler in PayPage(provider, ipfs).routes():
             server.custom_route(path, methods=[method])(handler)  # type: ignore[arg-type]
     return Front(config, server, follower, store, wallet)

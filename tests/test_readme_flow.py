@@ -3,7 +3,10 @@ line by line in one bash shell, on the fixed ports it names, until the image is 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import socket
 import subprocess
 
@@ -37,13 +40,26 @@ def test_readme_local_flow_sets_an_image(tmp_path):
     script = tmp_path / "flow.sh"
     script.write_text("set -ex\n" + "\n".join(commands) + "\n")
     log = tmp_path / "flow.log"
+    with log.open("w") as out:
+        flow = subprocess.Popen(["bash", str(script)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=new_shell())  # fmt: skip
     try:
-        with log.open("w") as out:
-            result = subprocess.run(["bash", str(script)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                    timeout=400, start_new_session=True)  # fmt: skip
+        result = flow.wait(timeout=400)
     finally:
+        with contextlib.suppress(ProcessLookupError):  # what a failed line left running (the daemon's `&`)
+            os.killpg(flow.pid, signal.SIGTERM)
         subprocess.run(["python", "-m", "genim_devnet.devnode", "stop"], cwd=ROOT, check=False)
     output = log.read_text()
-    assert result.returncode == 0, output[-4000:]
+    assert result == 0, output[-4000:]
     uris = re.findall(r'^"?ipfs://bafkrei[a-z2-7]{52}"?$', output, re.M)
     assert uris, f"tokenURI should be the metadata's CID once the image is set:\n{output[-3000:]}"
+    assert re.search(r"^saved +\.cache/devnet/fox\.png \(\d+x\d+", output, re.M), output[-3000:]
+    verified = re.findall(r"^token 1 (\w+) +(PASS|FAIL) ", output, re.M)
+    assert verified == [(check, "PASS") for check in ("digest", "metadata", "image", "regenerated")], output[-3000:]
+
+
+def new_shell() -> dict[str, str]:
+    """What a new terminal has: none of make's PATH or exports, so the flow's own `source .venv/bin/activate`
+    must bring forge, cast, anvil and the offline settings."""
+    keep = ("HOME", "USER", "LANG", "LC_ALL", "TERM", "TMPDIR", "GENIM_TEST_SESSION")
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", **{k: os.environ[k] for k in keep if k in os.environ}}
