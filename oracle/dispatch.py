@@ -140,7 +140,8 @@ class Coordinator(Daemon):
                 self._requeue_job(result.token_id, f"result from worker {result.worker} refused (fingerprint)")
             return
         if result.kind == "hello":
-            log.info("worker %s joined", result.worker, extra={"fingerprint": result.fingerprint})
+            if first:  # a worker announces itself every 30 s: one line when it is first heard
+                log.info("worker %s joined", result.worker, extra={"fingerprint": result.fingerprint})
             return
         job = self.journal.job(result.token_id)
         if job is None or result.attempt > job.attempts:

@@ -44,6 +44,8 @@ WORKER_RATE = Gauge("genim_worker_images_per_second", "Verified images per secon
                     ["worker"], registry=REGISTRY)  # fmt: skip
 RESULTS_REFUSED = Counter("genim_results_refused_total", "Worker announcements and results refused", ["reason"],
                           registry=REGISTRY)  # fmt: skip
+PUBLISH_RETRIES = Counter("genim_broker_publish_retries_total", "A worker's publishes retried while the broker did "
+                          "not take them, by message kind", ["message"], registry=REGISTRY)  # fmt: skip
 RESULTS_DROPPED = Counter("genim_results_dropped_total", "Results dropped: duplicate, or after expiry", ["reason"],
                           registry=REGISTRY)  # fmt: skip
 

@@ -29,6 +29,7 @@ import kombu
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
 
+from oracle import observe
 from oracle.messages import WorkResult
 
 log = logging.getLogger("genim.wire")
@@ -37,6 +38,13 @@ HELLO = kombu.Exchange("genim.hello", type="fanout", durable=True)
 BROKER_ERRORS = (KombuError, AMQPError, OSError)
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 T = TypeVar("T")
+
+
+def _what(result: WorkResult) -> str:
+    """What a worker is waiting to publish, in words."""
+    if result.kind == "hello":
+        return f"the announcement of worker {result.worker}"
+    return f"the {'result' if result.kind == 'result' else 'failure report'} of token {result.token_id}"
 
 
 class BrokerUnavailable(ConnectionError):
@@ -181,6 +189,7 @@ class ResultQueue:
         """A worker's publish, to one results queue or (no queue) to all: persistent, mandatory, confirmed,
         retried until the broker takes it (the worker keeps its job, unacknowledged, meanwhile)."""
         target = {"routing_key": queue} if queue else {"exchange": HELLO, "routing_key": "", "declare": [HELLO]}
+        retries = 0
         while True:
             try:
                 connection = self._open()
@@ -189,9 +198,15 @@ class ResultQueue:
                 producer = connection.Producer(serializer="json")
                 producer.publish(result.model_dump(mode="json"), delivery_mode=2, expiration=ttl,
                                  mandatory=bool(queue), **target)  # fmt: skip
+                if retries:
+                    log.info("broker: %s published after %d retries", _what(result), retries)
                 return
             except BROKER_ERRORS as exc:
-                log.warning("broker: cannot publish the result of token %d, retrying: %s", result.token_id, exc)
+                if not retries:  # said once; the metric counts every retry
+                    log.warning("broker: cannot publish %s; retrying every second until the broker takes it: %s",
+                                _what(result), exc)  # fmt: skip
+                retries += 1
+                observe.PUBLISH_RETRIES.labels(message=result.kind).inc()
                 self.close()
                 time.sleep(1.0)
 
