@@ -73,7 +73,7 @@ def settle_report(
     )
     lost = sum(1 for t in fulfilled if per_token[t] != 1)
     checked = state_dir is not None or images is not None or not fulfilled
-    return {"lost": lost, "duplicated": duplicated, **({"wrong_image": wrong} if checked else {})}
+    return {"lost": lost, "duplicated": duplicated, **({"wrong_image": wrong} if checked else {}), "wasted": reverted}
 
 
 def wrong_images(deployment, ipfs, token_ids, images: Callable[[int], bytes]) -> int:
