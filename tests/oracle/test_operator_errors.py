@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -75,6 +76,19 @@ def test_corrupt_journal_says_how_to_rebuild(tmp_path):
     line = one_line(result)
     assert result.returncode == 1
     assert "is corrupt" in line and "move it" in line and "rescans from the deployment block" in line, line
+
+
+def test_an_error_in_an_intact_journal_is_not_called_corruption(tmp_path):
+    """A value SQLite cannot bind (a result's token id sent as an object did this) is not a corrupt journal: that
+    is said only when SQLite's integrity check fails."""
+    from oracle.cli import _storage_problem
+
+    Journal(tmp_path).close()
+    unbindable = sqlite3.ProgrammingError("Error binding parameter 1: type 'dict' is not supported")
+    line = _storage_problem(tmp_path, unbindable)
+    assert "corrupt" not in line and "Error binding parameter 1" in line, line
+    (tmp_path / "journal.sqlite3").write_bytes(b"torn" * 1000)
+    assert "is corrupt" in _storage_problem(tmp_path, sqlite3.DatabaseError("file is not a database"))
 
 
 def test_disk_full_is_one_line(tmp_path):
