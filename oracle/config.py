@@ -128,6 +128,32 @@ Config = TypeVar("Config", OracleConfig, WorkerConfig, ReaderConfig)
 def fingerprint(tiers: dict[int, TierSettings]) -> str:
     """What must match between the coordinator and a worker for their images to be interchangeable: each tier's
     settings, with a model directory named by its name and the names and sizes of its files, not its path."""
+    return hashlib.sha256(json.dumps(_described(tiers), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def settings_summary(tiers: dict[int, TierSettings]) -> dict[str, str]:
+    """The fingerprint's inputs, one line each ("tiers.1.steps" -> "4"; a model directory as its name, file count
+    and bytes): what a worker announces, so that a refusal can name the settings that differ."""
+    flat: dict[str, str] = {}
+    for tier, entry in _described(tiers).items():
+        for key, value in entry.items():
+            if key == "model" and isinstance(value, dict):
+                files = value["files"]
+                flat[f"tiers.{tier}.model"] = f"{value['name']} ({len(files)} files, {sum(s for _, s in files)} bytes)"
+            elif isinstance(value, dict):
+                flat.update({f"tiers.{tier}.{key}.{inner}": json.dumps(item) for inner, item in value.items()})
+            else:
+                flat[f"tiers.{tier}.{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return flat
+
+
+def settings_differences(ours: dict[str, str], theirs: dict[str, str]) -> list[str]:
+    """Each setting that differs, as "tiers.1.steps 2 (here 4)"; "-" where one side lacks it."""
+    return [f"{key} {theirs.get(key, '-')} (here {ours.get(key, '-')})" for key in sorted(ours.keys() | theirs.keys())
+            if ours.get(key) != theirs.get(key)]  # fmt: skip
+
+
+def _described(tiers: dict[int, TierSettings]) -> dict[str, dict]:
     described = {}
     for tier, settings in sorted(tiers.items()):
         entry = settings.model_dump(mode="json")
@@ -137,7 +163,7 @@ def fingerprint(tiers: dict[int, TierSettings]) -> str:
             sizes = [[str(f.relative_to(model)), f.stat().st_size] for f in files]
             entry["model"] = {"name": model.name, "files": sizes}
         described[str(tier)] = entry
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    return described
 
 
 def load_config(

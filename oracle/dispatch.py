@@ -16,7 +16,7 @@ import logging
 import time
 
 from oracle import observe
-from oracle.config import fingerprint
+from oracle.config import fingerprint, settings_differences, settings_summary
 from oracle.daemon import Daemon, StartupError
 from oracle.generate import seed_for
 from oracle.journal import Job, JobState
@@ -33,6 +33,7 @@ class Coordinator(Daemon):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fingerprint = fingerprint(self.config.tiers)
+        self.settings = settings_summary(self.config.tiers)
         self.jobs = JobSender(self.config.broker_url, self.fingerprint, on_outage=self._broker_outage)
         self._results: ResultQueue | None = None  # named after the chain id, known after preflight
         self.pool = WorkerPool(self.fingerprint)
@@ -134,8 +135,9 @@ class Coordinator(Daemon):
             self.pool.refused(result.worker)
             observe.RESULTS_REFUSED.labels(reason="fingerprint").inc()
             if first:
-                log.warning("worker %s refused: model and tier settings fingerprint %s, this coordinator's is %s",
-                            result.worker, result.fingerprint, self.fingerprint)  # fmt: skip
+                why = refusal(self.settings, self.fingerprint, result)
+                log.warning("worker %s refused: %s", result.worker, why)
+                self.jobs.tell_refused(result.fingerprint, why)
             if result.kind != "hello":
                 self._requeue_job(result.token_id, f"result from worker {result.worker} refused (fingerprint)")
             return
@@ -188,3 +190,13 @@ class Coordinator(Daemon):
 
     def _broker(self) -> str:
         return self.config.broker_url.rsplit("@", 1)[-1]
+
+
+def refusal(ours: dict[str, str], our_fingerprint: str, result: WorkResult) -> str:
+    """Why a worker is refused, naming the settings that differ when its announcement carries them."""
+    prints = f"fingerprint {result.fingerprint}, this coordinator's {our_fingerprint}"
+    if not result.settings:
+        return f"its model and tier settings differ from this coordinator's ({prints}; it names no settings)"
+    differ = settings_differences(ours, result.settings)
+    shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
+    return f"its model and tier settings differ from this coordinator's: {shown or 'none named'} ({prints})"

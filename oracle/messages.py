@@ -7,7 +7,7 @@ fields its kind needs). A refusal carries a short reason and a one-line detail t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from multiformats import CID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -33,6 +33,11 @@ class WorkResult(BaseModel):
     image_sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$")  # of the PNG bytes the worker generated
     seconds: float = Field(0.0, ge=0, le=86_400)
     error: str = Field("", max_length=MAX_ERROR_CHARS)
+    # A hello's model and tier settings, one line each (oracle.config.settings_summary): a refusal names the ones
+    # that differ.
+    settings: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=160)]] = Field(
+        default_factory=dict, max_length=64
+    )
 
     @field_validator("image_cid", "metadata_cid")
     @classmethod

@@ -34,6 +34,8 @@ from oracle.messages import WorkResult
 
 log = logging.getLogger("genim.wire")
 TASK = "genim.generate"
+REFUSED_TASK = "genim.refused"  # a coordinator to a refused worker: why, in one line
+REFUSAL_TTL = 120.0  # seconds a refusal note waits for its worker
 HELLO = kombu.Exchange("genim.hello", type="fanout", durable=True)
 BROKER_ERRORS = (KombuError, AMQPError, OSError)
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
@@ -123,6 +125,16 @@ class JobSender:
             self._on_outage()
             raise BrokerUnavailable(f"broker: cannot publish job {task}: {exc}") from exc
         self._confirmed += 1
+
+    def tell_refused(self, worker_fingerprint: str, why: str) -> None:
+        """Tells a refused worker why, on the one queue it reads (its jobs queue); the note expires unread if no
+        such worker is left. Best effort: the coordinator's own log says it too."""
+        expires = datetime.fromtimestamp(time.time() + REFUSAL_TTL, UTC)
+        try:
+            self._app.send_task(REFUSED_TASK, args=[why], queue=jobs_queue(worker_fingerprint), expires=expires,
+                                retry=False)  # fmt: skip
+        except BROKER_ERRORS as exc:
+            log.info("broker: could not tell the refused worker why: %s", exc)
 
     def resending_all(self) -> None:
         """The coordinator is sending every job out again: a reconnect from here on loses only what follows."""

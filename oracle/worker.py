@@ -13,11 +13,11 @@ from typing import Protocol
 
 from genimnft.ipfs import IpfsClient
 from genimnft.metadata import metadata_bytes, raw_cid
-from oracle.config import WorkerConfig, fingerprint
+from oracle.config import WorkerConfig, fingerprint, settings_summary
 from oracle.facts import image_facts
 from oracle.generate import Generated
 from oracle.messages import MAX_ERROR_CHARS, WorkResult
-from oracle.wire import TASK, JobOrder, ResultQueue, celery_app, jobs_queue
+from oracle.wire import REFUSED_TASK, TASK, JobOrder, ResultQueue, celery_app, jobs_queue
 
 log = logging.getLogger("genim.worker")
 ANNOUNCE_EVERY = 30.0
@@ -39,11 +39,12 @@ class Worker:
         self.generator = generator
         self.name = name
         self.fingerprint = fingerprint(config.tiers)
+        self.settings = settings_summary(config.tiers)
         self.ipfs = IpfsClient(config.ipfs_api, config.ipfs_timeout)
         self.results = ResultQueue(config.broker_url)
 
     def announce(self, via: ResultQueue | None = None) -> None:
-        hello = WorkResult(kind="hello", worker=self.name, fingerprint=self.fingerprint)
+        hello = WorkResult(kind="hello", worker=self.name, fingerprint=self.fingerprint, settings=self.settings)
         (via or self.results).publish(hello, ttl=ANNOUNCE_EVERY * 2)
         log.info("announced", extra={"worker": self.name, "fingerprint": self.fingerprint})
 
@@ -107,6 +108,10 @@ def run_worker(config: WorkerConfig, generator: ImageGenerator, name: str, logle
     @app.task(name=TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def generate(order: dict) -> None:
         worker.run(JobOrder(**order))
+
+    @app.task(name=REFUSED_TASK, ignore_result=True)
+    def refused(why: str) -> None:  # a coordinator's answer to this worker's announcement
+        log.warning("refused by a coordinator: %s", why[:2000], extra={"worker": worker.name})
 
     worker.announce()
     worker.keep_announcing()

@@ -220,6 +220,9 @@ def test_worker_with_another_model_is_refused(deployment, ipfs, tiny_model, tmp_
         running.append(start_worker(other_path, "stale", hold=0.1))
         token_ids = mint_batch(deployment, 3, "other model")
         assert wait_for(lambda: refusals(), timeout=90), "the coordinator did not refuse the stale worker"
+        assert "tiers.0.steps 2 (here 1)" in refusals()[0]["msg"], "the refusal names the settings that differ"
+        stale_log = tmp_path / "stale.log"
+        assert wait_for(lambda: "refused by a coordinator" in stale_log.read_text(), timeout=30), "worker not told"
         assert wait_for(lambda: journal_counts(state).get("dispatched", 0) == 3, timeout=30)
         # A result forged with another fingerprint, straight onto the results queue, is refused too.
         cid, sha = raw_cid(b"forged"), hashlib.sha256(b"forged").hexdigest()
