@@ -1,5 +1,6 @@
 """What the daemon benchmarks share: a local stack (anvil in OP-stack mode with a block time, a js-ipfs node,
-GenImNFT deployed, the tiny pipeline), bursts of mints, and wall-clock timing of each image's arrival."""
+GenImNFT deployed with Circle's USDC and Chainlink's feeds, the tiny pipeline), bursts of ETH mints, and
+wall-clock timing of each image's arrival."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from genim_devnet.localnet import Anvil, IpfsNode, anvil, ipfs_node  # noqa: E402
 from genim_devnet.tiny_model import build_tiny_pipeline  # noqa: E402
-from tests.services import PRICES, Deployment, account_key, oracle_config, start_daemon, write_config  # noqa: E402, F401
+from tests.services import Deployment, account_key, oracle_config, start_daemon, write_config  # noqa: E402, F401
 
 
 @dataclass
@@ -48,17 +49,21 @@ class Minter:
         self.sent: list[tuple[float, bytes]] = []
 
     def burst(self, count: int, tier_of: Callable[[int], int] = lambda i: 0) -> None:
-        w3, nft = self.deployment.w3, self.deployment.nft
+        """Sends `count` ETH mints, each paying the tier's price in wei at the burst's start (the feed's rate
+        does not move here) and naming the oracle epoch then."""
+        w3, stack = self.deployment.w3, self.deployment.stack
         fees = {"maxFeePerGas": 10 * w3.eth.get_block("latest")["baseFeePerGas"] + 10**9,
                 "maxPriorityFeePerGas": 10**6}  # fmt: skip
+        prices = [stack.price_in_wei(tier) for tier in range(3)]
+        epoch = stack.oracle_epoch()
         for _ in range(count):
             key = self.keys[len(self.sent) % len(self.keys)]
             tier = tier_of(len(self.sent))
             prompt = f"load request {len(self.sent)}: a lighthouse at dawn"
-            tx = nft.functions.mint(prompt, tier, len(self.sent) % 4).build_transaction(
+            tx = stack.nft.functions.mint(prompt, tier, len(self.sent) % 4, epoch).build_transaction(
                 {
                     "from": key.address,
-                    "value": PRICES[tier],
+                    "value": prices[tier],
                     "nonce": self.nonces[key.address],
                     "gas": 200_000,
                     "chainId": w3.eth.chain_id,
