@@ -22,7 +22,7 @@ MODEL ?=
 TIER ?= 0
 ASPECT ?= 1:1
 
-.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas bench-scale bench-reliability clean anvil ipfs tiny-model devnet-stop
+.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas bench-scale bench-reliability clean anvil ipfs rabbitmq tiny-model devnet-stop
 
 help:
 	@echo "make demo       local chain + deploy + mint, end to end (sets itself up)"
@@ -34,8 +34,9 @@ help:
 	@echo "make setup      install the toolchain (idempotent)"
 	@echo "make anvil      a local OP-stack chain on 127.0.0.1:8545, in the background (README: local flow)"
 	@echo "make ipfs       a local js-ipfs node, API on 127.0.0.1:5001, in the background"
+	@echo "make rabbitmq   a local RabbitMQ broker for GPU workers on 127.0.0.1:5672 (guest), in the background"
 	@echo "make tiny-model the tiny random-weight model in .cache/tiny-sd (images are noise)"
-	@echo "make devnet-stop  stop what make anvil / make ipfs started"
+	@echo "make devnet-stop  stop what make anvil / make ipfs / make rabbitmq started"
 
 setup: node_modules/.installed .cache/vendor/.unpacked $(VENV)/.installed $(TOOLS)/.linked $(VENV)/.tools $(CHROMIUM) $(RABBITMQ)
 
@@ -102,7 +103,7 @@ demo: setup
 demo-mcp: setup
 	python scripts/demo_mcp.py --prompt "$(PROMPT)" --tier $(TIER)
 
-anvil ipfs: setup
+anvil ipfs rabbitmq: setup
 	python -m genim_devnet.devnode $@
 
 devnet-stop:

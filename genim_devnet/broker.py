@@ -82,7 +82,7 @@ class Broker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited with {self.process.returncode}; see {self.home}/log")
-            if _amqp_answers(self.port):
+            if amqp_answers(self.port):
                 return
             time.sleep(0.2)
         raise TimeoutError(f"RabbitMQ not ready after {timeout:.0f} s; see {self.home}/log")
@@ -129,7 +129,7 @@ class Broker:
             self.process.wait()
         # epmd may have left the group's leader behind; the port must be free for a restart.
         deadline = time.monotonic() + grace
-        while _amqp_answers(self.port) and time.monotonic() < deadline:
+        while amqp_answers(self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.process = None
 
@@ -139,7 +139,7 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _amqp_answers(port: int) -> bool:
+def amqp_answers(port: int) -> bool:
     """The AMQP listener answers the protocol header with its own (connection.start)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:

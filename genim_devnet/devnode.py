@@ -1,7 +1,8 @@
-"""`make anvil`, `make ipfs`, `make devnet-stop`: the README's local flow, services in the background.
+"""`make anvil`, `make ipfs`, `make rabbitmq`, `make devnet-stop`: the README's local flows, services in the
+background.
 
-Each starts on the fixed loopback port the local config uses (anvil 8545, IPFS API 5001, gateway 8080), waits
-until it answers, records its pid under .cache/devnet and returns; `stop` ends what was recorded. A new anvil
+Each starts on the fixed loopback port the local configs use (anvil 8545, IPFS API 5001, gateway 8080, AMQP 5672),
+waits until it answers, records its pid under .cache/devnet and returns; `stop` ends what was recorded. A new anvil
 is a new chain, so it also clears the local oracle's and MCP front's state kept for the old one.
 """
 
@@ -14,10 +15,11 @@ import signal
 import subprocess
 import sys
 
+from genim_devnet.broker import Broker, amqp_answers
 from genim_devnet.localnet import ROOT, Anvil, IpfsNode, anvil_command, init_repo, wait_until
 
 DEVNET = ROOT / ".cache" / "devnet"
-ANVIL_PORT, IPFS_API_PORT, IPFS_GATEWAY_PORT = 8545, 5001, 8080
+ANVIL_PORT, IPFS_API_PORT, IPFS_GATEWAY_PORT, RABBITMQ_PORT = 8545, 5001, 8080, 5672
 ORACLE_STATE = DEVNET / "oracle-state"  # state_dir of oracle.local.toml
 MCP_STATE = DEVNET / "mcp-state"  # state_dir of genim-mcp.local.toml
 
@@ -55,12 +57,28 @@ def start_ipfs() -> str:
     return f"js-ipfs node (offline) API at {node.api_url}, gateway {node.gateway_url}, pid {node.process.pid}"
 
 
+def start_rabbitmq() -> str:
+    """Debian's rabbitmq-server as the worker pool's broker, loopback only, guest/guest (RabbitMQ admits guest
+    from loopback only), its data under .cache/devnet/rabbitmq; its port mapper on a port of its own."""
+    home = DEVNET / "rabbitmq"
+    home.mkdir(parents=True, exist_ok=True)
+    node = Broker(home, port=RABBITMQ_PORT)
+    if amqp_answers(RABBITMQ_PORT):
+        raise SystemExit(f"something already answers AMQP on {node.url}: stop it first (make devnet-stop)")
+    node.start()
+    assert node.process is not None and node.epmd is not None
+    _record("rabbitmq", node.process.pid)
+    _record("rabbitmq-epmd", node.epmd.pid)
+    return f"RabbitMQ (loopback only) at {node.url}, pid {node.process.pid}"
+
+
 def stop() -> str:
+    """Each recorded service and its process group (they were started in sessions of their own)."""
     stopped = []
     for pidfile in sorted(DEVNET.glob("*.pid")):
         pid = int(pidfile.read_text())
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)
             stopped.append(f"{pidfile.stem} ({pid})")
         except ProcessLookupError:
             pass
@@ -70,9 +88,10 @@ def stop() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genim_devnet.devnode", description=__doc__)
-    parser.add_argument("service", choices=["anvil", "ipfs", "stop"])
+    parser.add_argument("service", choices=["anvil", "ipfs", "rabbitmq", "stop"])
     args = parser.parse_args(argv)
-    print({"anvil": start_anvil, "ipfs": start_ipfs, "stop": stop}[args.service](), flush=True)
+    starts = {"anvil": start_anvil, "ipfs": start_ipfs, "rabbitmq": start_rabbitmq, "stop": stop}
+    print(starts[args.service](), flush=True)
     return 0
 
 

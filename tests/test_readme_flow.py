@@ -1,5 +1,6 @@
-"""The README's local flow, run as written: the fenced block under "The local flow, command by command",
-line by line in one bash shell, on the fixed ports it names, until the image is set."""
+"""The README's local flows, run as written: the fenced block under each heading below, line by line in one
+bash shell that starts as a new terminal does, on the fixed ports it names, until the image is set, saved and
+verified: the daemon alone, and the worker pool on one machine (coordinator, broker, one worker)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ import pytest
 
 from tests.services import ROOT
 
-HEADING = "### The local flow, command by command"
-PORTS = (8545, 5001, 8080)  # anvil, IPFS API, IPFS gateway: what `make anvil` / `make ipfs` bind
+FLOWS = {  # heading: loopback ports it binds (anvil, IPFS API, IPFS gateway; AMQP for `make rabbitmq`)
+    "### The local flow, command by command": (8545, 5001, 8080),
+    "### The worker pool on one machine, command by command": (8545, 5001, 8080, 5672),
+}
 
 
-def readme_flow() -> list[str]:
+def readme_flow(heading: str) -> list[str]:
     text = (ROOT / "README.md").read_text()
-    section = text[text.index(HEADING) :]
+    section = text[text.index(heading) :]
     block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block, "the local flow's fenced block is missing"
+    assert block, f"the fenced block under {heading!r} is missing"
     return [line for line in block.group(1).splitlines() if line.strip()]
 
 
@@ -31,11 +34,12 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_readme_local_flow_sets_an_image(tmp_path):
-    busy = [port for port in PORTS if port_in_use(port)]
+@pytest.mark.parametrize("heading", FLOWS)
+def test_readme_flow_sets_an_image(heading, tmp_path):
+    busy = [port for port in FLOWS[heading] if port_in_use(port)]
     if busy:
         pytest.skip(f"the README's flow needs loopback ports {busy} free")
-    commands = readme_flow()
+    commands = readme_flow(heading)
     assert commands[0].startswith("make setup") and any("ape run deploy" in c for c in commands)
     script = tmp_path / "flow.sh"
     script.write_text("set -ex\n" + "\n".join(commands) + "\n")
