@@ -94,6 +94,9 @@ def build_tiny_pipeline(directory: Path, seed: int = 0) -> Path:
     """Builds and saves the tiny Stable Diffusion pipeline in `directory` (skipped if already there)."""
     if _built(directory, seed):
         return directory
+    from oracle.generate import quiet_known_notices
+
+    quiet_known_notices()  # transformers on the absent torchvision, the shard-writing bars: nothing to act on
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
     unet = UNet2DConditionModel(
