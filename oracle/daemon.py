@@ -8,13 +8,9 @@ node are waited out; anything unexpected exits the process non-zero.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from requests.exceptions import RequestException
 from web3.exceptions import Web3Exception
@@ -26,10 +22,11 @@ from oracle import observe
 from oracle.config import OracleConfig
 from oracle.facts import image_facts
 from oracle.faults import crash_point
-from oracle.generate import Generated, GenerationError, Generator, seed_for
+from oracle.generate import Generator, seed_for
+from oracle.generating import GenerationStage
 from oracle.journal import FINAL_STATES, Job, JobState, Journal, JournalMismatch
 from oracle.outages import Outages
-from oracle.progress import GenerationProgress, clear
+from oracle.progress import clear
 from oracle.sender import Sender
 from oracle.submit import Submitter, first_line
 
@@ -39,32 +36,6 @@ TRANSIENT = (Web3Exception, RequestException, IpfsError, OSError, ValueError)
 
 class StartupError(RuntimeError):
     """A start-up check failed; the message is one line for the operator."""
-
-
-class _Stopping(Exception):
-    """Raised at the next denoising step of a generation the daemon stops waiting for."""
-
-
-@dataclass
-class _Background:
-    """Runs one call in a daemon thread (it never blocks shutdown) and keeps its result."""
-
-    fn: Callable[[], Any]
-    result: Any = None
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> _Background:
-        threading.Thread(target=self._run, name="genim-generate", daemon=True).start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self.result = self.fn()
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self.done.set()
 
 
 class Daemon:
@@ -81,13 +52,11 @@ class Daemon:
         self.images_dir = config.state_dir / "images"
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.chain_id = 0
-        self._generation: _Background | None = None
-        self._generating: list[Job] = []  # the batch in flight, or the part of a finished one not yet written
-        self._stopping = threading.Event()
-        self._progress: GenerationProgress | None = None
         clear(config.state_dir)  # a file left by a killed run describes no generation now
         self.submitter = Submitter(config, chain, journal, sender, advance=self._advance,
                                    upstream_busy=self._upstream_busy)  # fmt: skip
+        self.generation = GenerationStage(config, journal, generator, self.images_dir, self.submitter.still_worth_it,
+                                          self._seed, self._advance)  # fmt: skip
         self._last_balance = 0.0
         self._status: dict = {"jobs": {}, "cursor": 0, "last_tick": 0.0, "unreachable": {}}
         self._warned_at: dict[str, float] = {}
@@ -157,20 +126,8 @@ class Daemon:
                 self.step(stop)
                 stop.wait(self.config.poll_interval)
         finally:  # a stop or a fatal error alike: the process must not exit with torch running in a thread
-            self._stop_generation()
+            self.generation.stop()
         log.info("stopped", extra={"jobs": self.journal.counts()})
-
-    def _stop_generation(self) -> None:
-        """Stops the generation in flight at its next denoising step and waits for its thread to end."""
-        if self._generation is None or self._generation.done.is_set():
-            return
-        self._stopping.set()
-        while not self._generation.done.wait(10):
-            log.warning("waiting for the generation in flight to stop", extra={"token_ids": self._token_ids()})
-        log.info("generation stopped", extra={"token_ids": self._token_ids()})
-
-    def _token_ids(self) -> list[int]:
-        return [job.token_id for job in self._generating]
 
     def step(self, stop: threading.Event | None = None) -> None:
         """One pass over every stage; an outage of the RPC or IPFS is logged and waited out."""
@@ -195,7 +152,7 @@ class Daemon:
         self.recover()
         while time.monotonic() < deadline:
             self.step()
-            if not self.in_flight() and self._generation is None:
+            if not self.in_flight() and not self.generation.busy:
                 return True
             time.sleep(min(0.1, self.config.poll_interval))
         return False
@@ -224,82 +181,7 @@ class Daemon:
         self.submitter.read_consent()
 
     def _generate(self) -> None:
-        if self._generation is not None:
-            if not self._generation.done.is_set():
-                return
-            self._finish_generation()
-        batch = self._next_generation_batch()
-        if not batch:
-            return
-        tier, aspect = batch[0].tier, batch[0].aspect
-        seeds = [seed_for(self.chain_id, self.chain.address, job.token_id) for job in batch]
-        prompts = [job.prompt for job in batch]
-        started = time.monotonic()
-        settings = self.config.tiers[tier]
-        token_ids = [job.token_id for job in batch]
-        progress = GenerationProgress(self.config.state_dir, token_ids, tier, settings.total_steps,
-                                      settings.expected_seconds, self.config.progress_log_interval)  # fmt: skip
-
-        def on_step(step: int) -> None:
-            if self._stopping.is_set():
-                raise _Stopping
-            progress.on_step(step)
-
-        def work() -> list[Generated]:
-            crash_point("generating", self.config.state_dir)
-            images = self.generator.generate(tier, prompts, seeds, aspect, on_step=on_step)
-            observe.GENERATION_SECONDS.labels(tier=str(tier)).observe(time.monotonic() - started)
-            return images
-
-        for job in batch:
-            log.info("generating", extra={"token_id": job.token_id, "tier": tier, "batch": len(batch)})
-        self._generating, self._progress = batch, progress
-        self._generation = _Background(work).start()
-
-    def _next_generation_batch(self) -> list[Job]:
-        batch: list[Job] = []
-        for job in self.journal.jobs(JobState.SEEN, limit=64):
-            # The cheap local test first: each on-chain check costs three RPC calls.
-            if batch and ((job.tier, job.aspect) != (batch[0].tier, batch[0].aspect) or job.attempts):
-                continue
-            if not self.submitter.still_worth_it(job):
-                continue
-            batch.append(job)
-            # A job that failed before is generated alone, so one bad prompt cannot sink a batch twice.
-            if job.attempts or len(batch) >= self.config.generation_batch:
-                break
-        return batch
-
-    def _finish_generation(self) -> None:
-        assert self._generation is not None
-        generation = self._generation
-        if self._progress is not None:
-            self._progress.finish()
-            self._progress = None
-        if generation.error is None:
-            self._write_images(generation.result)
-            self._generation = None
-            return
-        batch = self._generating
-        self._generation, self._generating = None, []
-        if not isinstance(generation.error, (GenerationError, RuntimeError, ValueError)):
-            raise generation.error
-        for job in batch:
-            attempts = self.journal.count_attempt(job.token_id, first_line(generation.error))
-            if attempts >= self.config.max_generation_attempts:
-                self._advance(job.token_id, JobState.FAILED, note=f"generation failed {attempts} times")
-            else:
-                log.warning("generation failed, will retry: %s", first_line(generation.error),
-                            extra={"token_id": job.token_id, "attempts": attempts})  # fmt: skip
-
-    def _write_images(self, images: list[Generated]) -> None:
-        """Writes each image and moves its job on; a write that fails (a full disk) leaves the rest, in memory,
-        for the next pass: the batch is not generated again."""
-        while self._generating:
-            job, image = self._generating[0], images[0]
-            _write_atomically(self.image_path(job.token_id), image.png)
-            self._advance(job.token_id, JobState.GENERATED)
-            del self._generating[0], images[0]
+        self.generation.step()
 
     def _pin(self) -> None:
         """Pins image, then metadata, each read back from the node before the job moves on: a node that
@@ -333,7 +215,7 @@ class Daemon:
 
     def _upstream_busy(self) -> bool:
         counts = self.journal.counts()
-        return self._generation is not None or any(
+        return self.generation.busy or any(
             counts[s] for s in (JobState.SEEN, JobState.DISPATCHED, JobState.GENERATED, JobState.IMAGE_PINNED)
         )
 
@@ -353,10 +235,10 @@ class Daemon:
         # The HTTP thread reads this snapshot; the SQLite connection stays on the loop's thread.
         self._status = {"jobs": counts, "cursor": self.journal.next_block(0), "last_tick": time.time(),
                         "unreachable": self.outages.current()}  # fmt: skip
-        if self._progress is not None:
-            self._status["generating"] = self._progress.snapshot()
-            self._status["stalled"] = self._progress.stalled(self.config.stall_factor)
-            counts["generating"] = len(self._progress.token_ids)
+        if (progress := self.generation.progress) is not None:
+            self._status["generating"] = progress.snapshot()
+            self._status["stalled"] = progress.stalled(self.config.stall_factor)
+            counts["generating"] = len(progress.token_ids)
             counts["seen"] = max(0, counts.get("seen", 0) - counts["generating"])
         observe.CURSOR.set(self.journal.next_block(0))
         observe.LAST_TICK.set(time.time())
@@ -371,25 +253,15 @@ class Daemon:
         return dict(self._status)
 
     def image_path(self, token_id: int) -> Path:
-        return self.images_dir / f"{token_id}.png"
+        return self.generation.image_path(token_id)
+
+    def _seed(self, token_id: int) -> int:
+        return seed_for(self.chain_id, self.chain.address, token_id)
 
     def facts(self, job: Job) -> ImageFacts:
         image = self.image_path(job.token_id)
         return image_facts(
             self.config.tiers[job.tier], token_id=job.token_id, prompt=job.prompt, tier=job.tier, aspect=job.aspect,
-            seed=seed_for(self.chain_id, self.chain.address, job.token_id), png=image.read_bytes(),
-            generated_at=int(image.stat().st_mtime), image_cid=job.image_cid or "",
+            seed=self._seed(job.token_id), png=image.read_bytes(), generated_at=int(image.stat().st_mtime),
+            image_cid=job.image_cid or "",
         )  # fmt: skip
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a half-written file would hold the space a full disk needs back
-        raise
