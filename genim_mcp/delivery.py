@@ -77,8 +77,11 @@ class Delivery:
     async def deliver(self, order_id: str, progress: Progress) -> CallToolResult:
         order = self.store.order(order_id)
         assert order is not None and order.token_id is not None, "delivery starts once the payment is settled"
-        token_id = order.token_id
-        await progress.note(f"paid: token {token_id} minted in tx {order.mint_tx}")
+        return await self.deliver_token(order.token_id, order.mint_tx, progress)
+
+    async def deliver_token(self, token_id: int, mint_tx: str | None, progress: Progress) -> CallToolResult:
+        """The image of a paid token once it is set; ToolError naming the refund if its deadline passes first."""
+        await progress.note(f"paid: token {token_id} minted in tx {mint_tx}")
         token = self._token_or_fail(token_id)
         await progress.note(f"generating: the oracle has until {utc_text(token.deadline)} (chain time)")
         started = last_note = time.monotonic()

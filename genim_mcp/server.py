@@ -23,6 +23,7 @@ from genim_mcp.provider import MintPaymentProvider
 from genim_mcp.store import Order, Store
 from genim_mcp.tools import register_tools
 from genim_mcp.wallet import LocalWallet
+from genim_mcp.x402_front import build_x402
 from genimnft.accounts import load_account
 from genimnft.contract import Chain
 from genimnft.ipfs import IpfsClient
@@ -129,7 +130,8 @@ def build(config: FrontConfig) -> Front:
     )
     # paymcp checks a payment every 3 s by default; the provider answers from memory, so ask more often.
     paymcp_progress.DEFAULT_POLL_SECONDS = config.payment_poll  # type: ignore[assignment]
-    register_tools(server, provider, delivery, follower)
+    x402 = build_x402(config, chain, store, delivery, wallet.account if wallet else None)
+    register_tools(server, provider, delivery, follower, x402)
     if hosted:
         server.custom_route("/", methods=["GET"])(index(config))
         for method, path, handler in PayPage(provider, ipfs).routes():

@@ -25,6 +25,7 @@ from genim_mcp.provider import MintPaymentProvider, PaymentUnavailable, current_
 from genim_mcp.store import CapExceeded
 from genim_mcp.terms import STYLES, TIER_NAMES, AspectLabel, Style, TermsError, compose_prompt, image_terms
 from genim_mcp.units import eth_exact, usd_decimal
+from genim_mcp.x402_front import X402Front
 from genimnft.aspects import ASPECT_LABELS
 
 PaidTool = Callable[..., Awaitable[CallToolResult]]
@@ -67,7 +68,13 @@ class GuardedRegistrar:
         return self.server.get_context()
 
 
-def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Delivery, follower: Follower) -> None:
+def register_tools(
+    server: FastMCP,
+    provider: MintPaymentProvider,
+    delivery: Delivery,
+    follower: Follower,
+    x402: X402Front | None = None,
+) -> None:
     sizes = provider.config.tier_sizes
 
     def guard(paid: PaidTool) -> PaidTool:
@@ -79,6 +86,8 @@ def register_tools(server: FastMCP, provider: MintPaymentProvider, delivery: Del
         ) -> CallToolResult:
             try:
                 terms = image_terms(tier, prompt, aspect_ratio, style)
+                if x402 is not None and (answer := await x402.answer(terms, ctx)) is not None:
+                    return answer  # paid by x402, or its PaymentRequired (x402_front: which calls)
                 order = provider.open_order(terms)
             except (TermsError, CapExceeded, PaymentUnavailable) as exc:
                 raise ToolError(f"{exc}; nothing was paid") from None
