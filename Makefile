@@ -22,11 +22,12 @@ MODEL ?=
 TIER ?= 0
 ASPECT ?= 1:1
 
-.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp bench-gas bench-scale bench-reliability clean anvil ipfs rabbitmq tiny-model devnet-stop
+.PHONY: help setup test test-forge test-ape lint slither demo demo-mcp demo-x402 bench-gas bench-scale bench-reliability clean anvil ipfs rabbitmq tiny-model devnet-stop
 
 help:
 	@echo "make demo       local chain + deploy + mint, end to end (sets itself up)"
 	@echo "make demo-mcp   an MCP client buys one image through genim-mcp in local mode (pays from a test key)"
+	@echo "make demo-x402  an agent buys one image with USDC through x402 (the x402 SDK's MCP client, genim-mcp hosted)"
 	@echo "make test       every test: forge unit/fuzz/invariant, Ape on two chains, slither, ruff"
 	@echo "make bench-gas  gas per operation next to GenImNFTv4"
 	@echo "make bench-scale images/s with 1..16 GPU workers (generator double) on Celery + RabbitMQ"
@@ -102,6 +103,9 @@ demo: setup
 
 demo-mcp: setup
 	python scripts/demo_mcp.py --prompt "$(PROMPT)" --tier $(TIER)
+
+demo-x402: setup
+	python scripts/demo_x402.py --prompt "$(PROMPT)" --tier $(TIER)
 
 anvil ipfs rabbitmq: setup
 	python -m genim_devnet.devnode $@
