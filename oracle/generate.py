@@ -124,7 +124,7 @@ class Generator:
         try:
             check_model(model)  # a missing model says how to get it, not that huggingface.co is unreachable
         except ModelMissing as exc:
-            raise ModelLoadError(str(exc)) from exc
+            raise ModelLoadError(f"cannot load model '{model}': {exc}") from exc
         quiet_known_notices()  # before diffusers imports its transformers classes, which logs them
         import diffusers
 
