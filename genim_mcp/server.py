@@ -134,6 +134,6 @@ def build(config: FrontConfig) -> Front:
     register_tools(server, provider, delivery, follower, x402)
     if hosted:
         server.custom_route("/", methods=["GET"])(index(config))
-        for method, path, handler in PayPage(provider, ipfs).routes():
+        for method, path, handler in PayPage(provider, ipfs, transport_security(config)).routes():
             server.custom_route(path, methods=[method])(handler)  # type: ignore[arg-type]
     return Front(config, server, follower, store, wallet)

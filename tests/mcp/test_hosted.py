@@ -1,5 +1,6 @@
 """Hosted mode over streamable HTTP: the payment link, its pay page in a real headless Chromium with an injected
-wallet, and a payment tied to exactly one call (terms, reuse, expiry)."""
+wallet (the delivered page: the image first with a download link, audited by axe-core), and a payment tied to
+exactly one call (terms, reuse, expiry)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from genim_mcp.calldata import mint_calldata
 from genim_mcp.pricing import max_value
 from genim_mcp.terms import image_terms
 from genim_mcp.units import eth_text
-from tests.mcp.browser import wallet_page
+from tests.mcp.browser import audit, wallet_page
 from tests.mcp.conftest import (
     MARGIN_BPS,
     ProgressLog,
@@ -29,6 +30,7 @@ from tests.mcp.conftest import (
 from tests.services import account_key
 
 BUYER = 10  # the test wallet's account (anvil keeps it unlocked)
+STATE_SHOTS = Path(os.environ["GENIM_MCP_STATE_SHOTS"]) if os.environ.get("GENIM_MCP_STATE_SHOTS") else None
 OUTSIDER = 11
 
 
@@ -50,7 +52,7 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
 
             group.start_soon(call)
             [url] = await payment_urls(progress)
-            async with wallet_page(stack.url, chain_id, buyer) as page:
+            async with wallet_page(stack.url, chain_id, buyer, audited=True) as page:
                 await page.goto(url)
                 await page.wait_for_selector("#pay:not([disabled])")
                 names = ("prompt", "tier", "aspect", "price-eth", "price-usd", "margin", "chain", "contract")
@@ -62,8 +64,18 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
                 async with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/mint")) as posted:
                     await page.click("#pay")
                 reported = json.loads((await posted.value).post_data)["tx"]
-                await page.wait_for_selector("#figure:not([hidden]) img", timeout=60_000)
+                await page.wait_for_selector("#result:not([hidden]) img", timeout=60_000)
                 assert await page.locator("#image").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
+                delivered = await page.evaluate("""() => ({
+                  first: document.querySelector("main > section:not([hidden])").id,
+                  download: document.getElementById("download").getAttribute("href"),
+                  name: document.getElementById("download").getAttribute("download"),
+                  gateway: document.getElementById("gateway-link").href,
+                  ipfs: [...document.querySelectorAll("a")].filter(a => a.href.startsWith("ipfs:")).length,
+                  title: document.title,
+                })""")
+                png = await page.evaluate("href => fetch(href).then(r => r.arrayBuffer()).then(b => b.byteLength)",
+                                          delivered["download"])  # fmt: skip
                 calls = await page.evaluate("window.__walletCalls.map(c => c.method)")
                 sent = await page.evaluate(
                     "window.__walletCalls.find(c => c.method === 'eth_sendTransaction').params[0]"
@@ -72,18 +84,19 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
                     "window.__walletCalls.find(c => c.method === 'wallet_addEthereumChain').params[0]"
                 )
                 await page.screenshot(path=str(tmp_path / "pay-page-done.png"), full_page=True)
+                await audit(page, "delivered", STATE_SHOTS)
             with anyio.fail_after(60):
                 while "result" not in outcome:
                     await anyio.sleep(0.05)
-            return url, shown, wei, calls, sent, added, reported, outcome["result"]
+            return url, shown, wei, calls, sent, added, reported, outcome["result"], delivered, png
 
     with hosted_server(config) as server:
-        url, shown, wei, calls, sent, added, reported, result = anyio.run(scenario, server)
+        url, shown, wei, calls, sent, added, reported, result, delivered, png = anyio.run(scenario, server)
     assert url.startswith(server.url + "/pay/")
     assert shown["prompt"] == "a lighthouse at dawn, artistic style" and shown["aspect"] == "16:9"
     # Dollars first, as price(0) says; then the ETH amount priceInWei(0) gives now, at the rate it implies.
     assert stack.contracts.nft.functions.price(0).call() == 100_000 and shown["price-usd"] == "$0.10"
-    assert shown["price-eth"] == f"({eth_text(wei)} ETH at $3,000/ETH)", shown
+    assert shown["price-eth"] == f"(about {eth_text(wei)} ETH at $3,000 per ETH)", shown
     assert "returns the rest in the same transaction" in shown["margin"] and "fees are extra" in shown["margin"]
     # The wallet sends the price plus the margin; the contract charged priceInWei and returned the rest.
     assert int(sent["value"], 16) == max_value(wei, MARGIN_BPS)
@@ -97,6 +110,12 @@ def test_pay_page_in_chromium_pays_and_the_tool_returns_the_image(stack, tmp_pat
     assert stack.w3.eth.get_transaction(receipt["mint_tx"])["from"] == buyer and receipt["mint_tx"] == reported
     assert stack.deployment.nft.functions.request(receipt["token_id"]).call()[5] == wei  # the escrow
     assert receipt["token_uri"] == stack.deployment.nft.functions.tokenURI(receipt["token_id"]).call()
+    # The image comes first, with a download link for the PNG (this server's own copy) and an http gateway link.
+    token_id = receipt["token_id"]
+    assert delivered["first"] == "result" and delivered["title"] == "Your image · GenImNFT", delivered
+    assert delivered["download"] == f"/images/{token_id}.png" and delivered["name"] == f"genimnft-{token_id}.png"
+    assert delivered["gateway"].startswith(stack.ipfs.gateway_url) and delivered["ipfs"] == 0
+    assert png > 0
     if folder := os.environ.get("GENIM_MCP_SCREENSHOTS"):  # the README's pictures: docs/
         for name in ("pay-page.png", "pay-page-done.png"):
             shutil.copy(tmp_path / name, Path(folder) / f"mcp-{name}")
