@@ -59,7 +59,8 @@ def test_readme_client_json_lists_the_tools_through_the_inspector(chain, tmp_pat
     elsewhere.mkdir()
     listed = subprocess.run([str(INSPECTOR), "--cli", "--config", str(tmp_path / "client.json"), "--server",
                              "genimnft", "--method", "tools/list"], cwd=elsewhere, capture_output=True, text=True,
-                            timeout=180, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})  # fmt: skip
+                            timeout=180, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                                  "MCP_INSPECTOR_SECRET_STORE": "memory"})  # fmt: skip
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
     tools = {tool["name"] for tool in json.loads(listed.stdout)["tools"]}
     assert {"generate_image_basic", "generate_image_premium", "generate_image_ultra", "list_tiers"} <= tools
