@@ -9,7 +9,12 @@ The paid MCP tool (row "mcp-local"): an MCP client calls generate_image_basic th
 stdio, 1 or 10 calls at once; tool call to result minus the image's generation time. It includes the mint the
 tool sends and waits for (one block at most), so its goal is the daemon's tuned overhead plus one block.
 
-    python bench/latency.py [--sizes 1,10,100] [--mcp-sizes 1,10]
+x402 (row "x402-hosted"): 1 or 10 agents at once, each the x402 SDK's MCP client (`x402MCPSession`, exact EVM
+scheme, its own key and USDC) calling generate_image_basic on `genim-mcp hosted` over streamable HTTP; the
+relayer settles each payment with mintWithAuthorization. Tool call (the PaymentRequired round trip included) to
+result minus generation; same goal. The agent signs and waits for no transaction of its own.
+
+    python bench/latency.py [--sizes 1,10,100] [--mcp-sizes 1,10] [--x402-sizes 1,10]
 """
 
 from __future__ import annotations
@@ -24,9 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+from eth_account.signers.local import LocalAccount
 from harness import ROOT, Minter, generation_seconds, local_stack, oracle_config, percentile, start_daemon, write_config
+from mcp.types import LoggingMessageNotificationParams
+from x402.mcp import x402MCPSession
 
-from tests.mcp.conftest import Stack, front_config, stdio_session
+from tests.mcp.conftest import HostedServer, Stack, front_config, hosted_server, http_session, stdio_session
+from tests.mcp.x402_parts import buyer_client
+from tests.services import account_key
 
 RESULTS = ROOT / "bench" / "results" / "latency.json"
 MCP_RESULTS = ROOT / "bench" / "results" / "latency-mcp.json"  # MCP rows beside the tuned daemon of the same run
@@ -113,6 +123,39 @@ def run_mcp(count: int, block_time: float) -> dict:
     }
 
 
+def run_x402(count: int, block_time: float) -> dict:
+    """`count` agents at once paying by x402 through `genim-mcp hosted` (relayer TEST::16), tuned daemon."""
+    work = Path(tempfile.mkdtemp(prefix="genim-latency-x402-"))
+    agents = [account_key(2 + i) for i in range(count)]
+    with local_stack(block_time) as stack:
+        stack.deployment.stack.fund_usdc([agent.address for agent in agents])
+        config = oracle_config(stack.deployment, stack.ipfs, stack.model, work / "state", **CONFIGS["tuned"])
+        config_path = write_config(config, work / "oracle.toml")
+        daemon = start_daemon(config_path)
+        time.sleep(8)  # the daemon loads torch and the model before it follows the chain
+        front = front_config(Stack(stack.chain.url, stack.deployment, stack.ipfs, work), work / "front.toml",
+                             relayer="TEST::16", poll_interval=0.1)  # fmt: skip
+        with hosted_server(front) as server:
+            calls = anyio.run(_x402_calls, server, stack.deployment, agents)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+    generated = generation_seconds(config_path.with_suffix(".log"))
+    served = [call for call in calls if call.token_id is not None]
+    overheads = [call.total_s - generated.get(call.token_id, 0.0) for call in served]
+    return {
+        "config": "x402-hosted",
+        "requests": count,
+        "served": len(served),
+        "latency_p50_s": round(percentile([call.total_s for call in served], 50), 2),
+        "overhead_p50_s": round(percentile(overheads, 50), 2),
+        "overhead_p95_s": round(percentile(overheads, 95), 2),
+        "generation_mean_s": round(sum(generated.values()) / max(1, len(generated)), 3),
+        # Where the time goes (p50): call -> "paid: token N" (the relayer's mint mined), -> result.
+        "to_paid_p50_s": round(percentile([call.paid_s for call in served], 50), 2),
+        "paid_to_result_p50_s": round(percentile([call.total_s - call.paid_s for call in served], 50), 2),
+    }
+
+
 @dataclass
 class TimedCall:
     token_id: int | None = None
@@ -145,6 +188,31 @@ async def _timed_calls(front: Path, count: int) -> list[TimedCall]:
     return results
 
 
+async def _x402_calls(server: HostedServer, deployment, agents: list[LocalAccount]) -> list[TimedCall]:
+    network, usdc = f"eip155:{deployment.w3.eth.chain_id}", deployment.stack.usdc.address
+    results: list[TimedCall] = []
+
+    async def call(i: int, agent: LocalAccount) -> None:
+        timed = TimedCall()
+
+        async def logged(params: LoggingMessageNotificationParams) -> None:
+            if str(params.data).startswith("paid: token") and math.isnan(timed.paid_s):
+                timed.paid_s = time.monotonic() - started
+
+        async with http_session(server, logged) as session:  # type: ignore[arg-type]
+            paying = x402MCPSession(session, buyer_client(agent, network, usdc, cap=10**6))
+            started = time.monotonic()
+            result = await paying.call_tool("generate_image_basic", {"prompt": f"latency probe {i}: a lighthouse"})
+            timed.total_s = time.monotonic() - started
+        timed.token_id = None if result.is_error else json.loads(result.content[0].text)["token_id"]
+        results.append(timed)
+
+    async with anyio.create_task_group() as group:
+        for i, agent in enumerate(agents):
+            group.start_soon(call, i, agent)
+    return results
+
+
 def merge(path: Path, rows: list[dict], block_time: float) -> None:
     """Rows replace earlier ones of the same configuration and size, so a partial run keeps the rest."""
     if not rows:
@@ -159,6 +227,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1,10,100", help="daemon rows; empty for none")
     parser.add_argument("--mcp-sizes", default="1,10", help="concurrent paid MCP tool calls; empty for none")
+    parser.add_argument("--x402-sizes", default="1,10", help="concurrent x402 agents; empty for none")
     parser.add_argument("--block-time", type=float, default=2.0)
     args = parser.parse_args()
     rows = []
@@ -175,17 +244,24 @@ def main() -> None:
         )
     merge(RESULTS, rows, args.block_time)
     mcp_rows = []
-    for count in (int(n) for n in args.mcp_sizes.split(",") if n):
-        daemon, mcp = run("tuned", count, args.block_time), run_mcp(count, args.block_time)
-        mcp_rows += [daemon, mcp]
+    mcp_sizes = {int(n) for n in args.mcp_sizes.split(",") if n}
+    x402_sizes = {int(n) for n in args.x402_sizes.split(",") if n}
+    for count in sorted(mcp_sizes | x402_sizes):
+        daemon = run("tuned", count, args.block_time)
+        mcp_rows.append(daemon)
         goal = daemon["overhead_p50_s"] + args.block_time
-        print(
-            f"mcp requests={count} overhead_p50_s={mcp['overhead_p50_s']} overhead_p95_s={mcp['overhead_p95_s']} "
-            f"daemon_overhead_p50_s={daemon['overhead_p50_s']} daemon_overhead_p95_s={daemon['overhead_p95_s']} "
-            f"goal_p50<={goal:.2f}s ({'met' if mcp['overhead_p50_s'] <= goal else 'missed'}) "
-            f"served={mcp['served']}/{count}",
-            flush=True,
-        )
+        met = {True: "met", False: "missed"}
+        for row in ([run_mcp(count, args.block_time)] if count in mcp_sizes else []) + (
+            [run_x402(count, args.block_time)] if count in x402_sizes else []
+        ):
+            mcp_rows.append(row)
+            print(
+                f"{row['config']} requests={count} overhead_p50_s={row['overhead_p50_s']} overhead_p95_s="
+                f"{row['overhead_p95_s']} daemon_overhead_p50_s={daemon['overhead_p50_s']} daemon_overhead_p95_s="
+                f"{daemon['overhead_p95_s']} goal_p50<={goal:.2f}s ({met[row['overhead_p50_s'] <= goal]}) "
+                f"served={row['served']}/{count}",
+                flush=True,
+            )
     merge(MCP_RESULTS, mcp_rows, args.block_time)
 
 
