@@ -70,6 +70,7 @@ class PayPage:
         self.ipfs = ipfs
         self._image_cids: dict[int, str] = {}  # token id -> its image's CID, once set
         self._qr: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # payment id -> (its URI, that URI's SVG)
+        self._qr_lock = anyio.Lock()  # one render at a time, so that clients asking at once share it
         # DNS-rebinding protection, as the MCP transport has it for /mcp: the same hosts and origins.
         self._security = TransportSecurityMiddleware(security) if security is not None else None
 
@@ -154,24 +155,25 @@ class PayPage:
         return Response((STATIC / "favicon.svg").read_bytes(), media_type="image/svg+xml", headers=SECURITY_HEADERS)
 
     async def qr(self, request: Request) -> Response:
-        """The EIP-681 URI as a QR code, rendered in a worker thread (0.3-0.5 s for a long prompt) and kept per
-        payment while its URI (the value moves with the rate) stays the same."""
+        """The EIP-681 URI as a QR code, rendered in a worker thread (0.3-0.5 s for a long prompt), one render at a
+        time, and kept per payment while its URI (the value moves with the rate) stays the same."""
         order = self.store.order(request.path_params["order_id"])
         quote = self.provider.quote(order) if order is not None else None
         if order is None or quote is None:
             return Response("not found", status_code=404)
         facts = self.follower.facts
         uri = quote.eip681(facts.contract, facts.chain_id)
-        cached = self._qr.get(order.id)
-        if cached is None or cached[0] != uri:
-            try:
-                svg = await anyio.to_thread.run_sync(lambda: _qr_svg(uri))
-            except qrcode.exceptions.DataOverflowError:
-                return Response("the payment URI is too long for a QR code", status_code=404)
-            self._qr[order.id] = cached = (uri, svg)
-            while len(self._qr) > QR_CACHE_SIZE:
-                self._qr.popitem(last=False)
-        self._qr.move_to_end(order.id)
+        async with self._qr_lock:
+            cached = self._qr.get(order.id)
+            if cached is None or cached[0] != uri:
+                try:
+                    svg = await anyio.to_thread.run_sync(lambda: _qr_svg(uri))
+                except qrcode.exceptions.DataOverflowError:
+                    return Response("the payment URI is too long for a QR code", status_code=404)
+                self._qr[order.id] = cached = (uri, svg)
+                while len(self._qr) > QR_CACHE_SIZE:
+                    self._qr.popitem(last=False)
+            self._qr.move_to_end(order.id)
         return Response(cached[1], media_type="image/svg+xml", headers=SECURITY_HEADERS)
 
     async def image(self, request: Request) -> Response:
@@ -215,7 +217,9 @@ class PayPage:
         token_id = _token_id(request)
         token = self.store.token(token_id) if token_id is not None else None
         if token_id is None or token is None:
-            return JSONResponse({"error": "No such token: that number is not (yet) a token of this contract."}, status_code=404)
+            return JSONResponse(
+                {"error": "No such token: that number is not (yet) a token of this contract."}, status_code=404
+            )
         return await self._document(self.store.order_of_token(token_id), token, public=True)
 
     async def _document(self, order: Order | None, token: TokenRecord | None, public: bool = False) -> Response:
