@@ -28,6 +28,7 @@ from genimnft.ipfs import IpfsClient
 from genimnft.metadata import cid_of_digest
 
 WAIT_POLL = 0.2
+TOKEN_ID_BOUND = 2**63  # SQLite's integers; the contract's ids count up from 0 one mint at a time
 T = TypeVar("T")
 
 
@@ -110,7 +111,13 @@ class Delivery:
         cursor = self.store.cursor()
         return cursor is not None and cursor[1] >= token.deadline
 
+    def check_token_id(self, token_id: int) -> None:
+        """Ids the contract never issues (it counts up from 0; the index keeps 64-bit ids) get one plain line."""
+        if not 0 <= token_id < TOKEN_ID_BOUND:
+            raise ToolError(f"{token_id} is not a token of this contract ({self.chain.address}); nothing was paid")
+
     async def get_image(self, token_id: int) -> CallToolResult:
+        self.check_token_id(token_id)
         token = self.store.token(token_id)
         if token is not None and token.digest is not None:
             return await self._result(token_id, token.digest, token.mint_tx, token.set_image_tx)
@@ -136,6 +143,7 @@ class Delivery:
         )
 
     async def refund_status(self, token_id: int) -> CallToolResult:
+        self.check_token_id(token_id)
         lookup = await self._lookup(token_id)
         document: dict[str, object] = {
             "token_id": token_id,

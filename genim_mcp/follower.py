@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from genim_mcp.pricing import Prices, read_prices
 from genim_mcp.reverts import replay
 from genim_mcp.store import Outdated, SeenRequest, Store
 from genim_mcp.units import eth_exact
-from genimnft.contract import Chain
+from genimnft.contract import Chain, RequestEvent
 
 log = logging.getLogger("genim.mcp.follower")
 WARN_EVERY = 30.0
@@ -89,6 +90,7 @@ class Follower:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="genim-mcp-follower", daemon=True)
         self._last_warning = 0.0
+        self._heads: deque[tuple[int, float]] = deque()  # (head, when it was read), until scanned
 
     def start(self) -> None:
         self.poll_once()
@@ -110,20 +112,31 @@ class Follower:
                         self._last_warning = time.monotonic()
 
     def poll_once(self) -> None:
+        read_at = time.time()
         facts = self._read_facts(self.facts)
         self.facts = facts
+        self._heads.append((facts.head, read_at))
         safe = facts.head - self.config.required_confirmations()
         self._check_sent_mints(safe)  # before the scan below fails the same payments in more general words
         while self._next <= safe and not self._stop.is_set():
             last = min(safe, self._next + self.config.log_range - 1)
             self._scan(self._next, last)
             self._next = last + 1
+        self._expire(safe)
+
+    def _expire(self, scanned: int) -> None:
+        """A link that ran out expires only once every block mined before it ran out is scanned (confirmed as
+        deep as events are): the latest head read that is scanned now bounds when a mint could have landed."""
+        seen_until = None
+        while self._heads and self._heads[0][0] <= scanned:
+            seen_until = self._heads.popleft()[1]
+        if seen_until is not None:
+            self.store.expire_due(seen_until)
 
     def _scan(self, first: int, last: int) -> None:
         chain, span = self.chain, self.config.log_range
         requests = chain.requests_between(first, last, span)
-        tags_wanted = bool(requests) and self.store.open_orders(time.time()) > 0
-        seen = [SeenRequest(event, self._tag(event.mint_tx) if tags_wanted else None) for event in requests]
+        seen = [self._seen(event) for event in requests]
         images = chain.images_set_between(first, last, span)
         refunds = {
             entry["args"]["tokenId"]: entry["transactionHash"].to_0x_hex()
@@ -137,8 +150,12 @@ class Follower:
         timestamp = chain.timestamp(last)
         self.store.record_scan(seen, images, refunds, last, timestamp, time.time(), _outdated(authorised))
 
-    def _tag(self, tx_hash: str) -> bytes | None:
-        return tag_of(bytes(self.chain.w3.eth.get_transaction(tx_hash)["input"]))
+    def _seen(self, event: RequestEvent) -> SeenRequest:
+        """An ETH mint with what proves which payment it is for: its calldata tag, or its value (the offset)."""
+        if event.asset != 0:
+            return SeenRequest(event, None)
+        tx = self.chain.w3.eth.get_transaction(event.mint_tx)  # type: ignore[arg-type]
+        return SeenRequest(event, tag_of(bytes(tx["input"])), int(tx["value"]))
 
     def _check_sent_mints(self, safe: int) -> None:
         """A sent mint that reverted (confirmed as deep as events are) fails its payment, saying why and what it

@@ -19,7 +19,7 @@ from genim_mcp.calldata import TAG_BYTES, MintQuote
 from genim_mcp.config import FrontConfig
 from genim_mcp.follower import Follower
 from genim_mcp.pricing import max_value
-from genim_mcp.store import Order, Store
+from genim_mcp.store import GWEI, Order, Store
 from genim_mcp.terms import ImageTerms, order_terms
 from genim_mcp.wallet import LocalWallet
 
@@ -75,10 +75,16 @@ class MintPaymentProvider(BasePaymentProvider):
             renewable=False,
             renewed_by=None,
             payer=self.wallet.address if self.wallet else None,
+            value_offset=self._free_offset(),
         )
         if self.wallet is None:
             return self.store.create_order(order, renews=renews)
         return self.store.create_order(order, self.config.max_wei_per_call, self.config.max_wei_per_day, renews)
+
+    def _free_offset(self) -> int:
+        while self.store.offset_in_use(offset := secrets.randbelow(GWEI - 1) + 1):
+            pass
+        return offset
 
     def quote(self, order: Order) -> MintQuote | None:
         """The mint that pays `order` now: its terms and oracle epoch, sending the price at the current rate plus
@@ -87,7 +93,7 @@ class MintPaymentProvider(BasePaymentProvider):
         if wei is None:
             return None
         value = max_value(wei[order.tier], self.config.price_margin_bps)
-        return MintQuote(order_terms(order), order.oracle_epoch, value)
+        return MintQuote(order_terms(order), order.oracle_epoch, value, order.value_offset)
 
     def create_payment(self, amount: float, currency: str, description: str) -> tuple[str, str]:
         try:
@@ -99,7 +105,7 @@ class MintPaymentProvider(BasePaymentProvider):
         return order.id, self.link(order)
 
     def get_payment_status(self, payment_id: str) -> str:
-        return self.store.payment_status(payment_id, time.time())
+        return self.store.payment_status(payment_id)
 
     def renewable(self, order_id: str) -> bool:
         """Its mint failed only because the oracle set or the rate moved: paying again at fresh terms can work."""
@@ -113,6 +119,11 @@ class MintPaymentProvider(BasePaymentProvider):
             return None
         if order.state == "failed":
             return f"payment failed: {order.failure}."
+        if order.notice:
+            return (
+                f"the payment link expired after {self.config.payment_ttl:.0f} s without a mint that carries this "
+                f"payment's id; {order.notice}"
+            )
         if order.mint_tx:
             return (
                 f"the payment link expired after {self.config.payment_ttl:.0f} s before its mint (tx {order.mint_tx}) "

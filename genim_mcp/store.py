@@ -18,14 +18,17 @@ from pathlib import Path
 from genimnft.contract import ImageSetEvent, RequestEvent
 from genimnft.settings import ConfigError
 
-SCHEMA_VERSION = 2  # 2: dollar prices, the oracle epoch each mint names, escrow per asset
+SCHEMA_VERSION = 3  # 2: dollar prices, the oracle epoch each mint names, escrow per asset; 3: value offsets, notices
+GWEI = 10**9
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, tier INTEGER NOT NULL, aspect INTEGER NOT NULL, style TEXT NOT NULL, prompt TEXT NOT NULL,
     price_usd INTEGER NOT NULL, max_wei TEXT NOT NULL, oracle_epoch INTEGER NOT NULL, created_at REAL NOT NULL,
     expires_at REAL NOT NULL, created_block INTEGER NOT NULL, state TEXT NOT NULL, token_id INTEGER UNIQUE,
-    mint_tx TEXT, failure TEXT, renewable INTEGER NOT NULL DEFAULT 0, renewed_by TEXT, payer TEXT, day TEXT
+    mint_tx TEXT, failure TEXT, renewable INTEGER NOT NULL DEFAULT 0, renewed_by TEXT, payer TEXT, day TEXT,
+    value_offset INTEGER NOT NULL DEFAULT 0, notice TEXT
 );
+CREATE INDEX IF NOT EXISTS orders_by_offset ON orders (value_offset);
 CREATE TABLE IF NOT EXISTS tokens (
     token_id INTEGER PRIMARY KEY, tier INTEGER NOT NULL, aspect INTEGER NOT NULL, asset INTEGER NOT NULL,
     prompt TEXT NOT NULL, requester TEXT NOT NULL, escrow TEXT NOT NULL, deadline INTEGER NOT NULL,
@@ -61,6 +64,10 @@ class Order:
     renewable: bool  # failed, but paying again at fresh terms can succeed (the oracle set or the rate moved)
     renewed_by: str | None  # the order opened in its place, for the same call
     payer: str | None
+    # Wei below one gwei added to the EIP-681 link's value: it names this payment in a mint that carries no tag
+    # (prices are whole gwei, so it comes back as the mint's excess); 1..GWEI-1, unique among unsettled payments.
+    value_offset: int = 0
+    notice: str | None = None  # a mint of exactly these terms that carried no proof of this payment arrived
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class Outdated:
 class SeenRequest:
     event: RequestEvent
     tag: bytes | None  # the payment id appended to its calldata, if any
+    value: int | None = None  # the mint transaction's msg.value (ETH mints)
 
 
 def hex0x(value: str) -> str:
@@ -114,7 +122,7 @@ class Store:
             self._db.close()
             raise ConfigError(
                 f"{state_dir} holds the state of an older genim-mcp (schema {version}, this one writes "
-                f"{SCHEMA_VERSION}) for a contract with prices in wei; point state_dir at a new directory"
+                f"{SCHEMA_VERSION}); point state_dir at a new directory"
             )
         self._db.executescript(SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -157,7 +165,7 @@ class Store:
                         "or reserved today)"
                     )
             db.execute(
-                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     order.id,
                     order.tier,
@@ -178,6 +186,8 @@ class Store:
                     order.renewed_by,
                     order.payer,
                     utc_day(order.created_at),
+                    order.value_offset,
+                    order.notice,
                 ),
             )
             if renews is not None:
@@ -235,17 +245,28 @@ class Store:
                 (reason, int(renewable), order_id),
             )
 
-    def payment_status(self, order_id: str, now: float) -> str:
-        """paymcp's vocabulary: paid, pending, expired, failed."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE orders SET state = 'expired' WHERE id = ? AND state = 'awaiting' AND expires_at < ?",
-                (order_id, now),
-            )
-            row = db.execute("SELECT state FROM orders WHERE id = ?", (order_id,)).fetchone()
+    def payment_status(self, order_id: str, now: float | None = None) -> str:
+        """paymcp's vocabulary: paid, pending, expired, failed. A payment expires only once the follower has read
+        every block mined before its link ran out (`expire_due`), so "expired" means no mint of it was in them."""
+        with self._lock:
+            row = self._db.execute("SELECT state FROM orders WHERE id = ?", (order_id,)).fetchone()
         if row is None:
             return "failed"
         return {"awaiting": "pending"}.get(row[0], row[0])
+
+    def expire_due(self, seen_until: float) -> None:
+        """Open payments whose link ran out before `seen_until`: the follower has scanned every block that was
+        mined by then, and none of them held a mint that pays them."""
+        with self._transaction() as db:
+            db.execute("UPDATE orders SET state = 'expired' WHERE state = 'awaiting' AND expires_at < ?", (seen_until,))
+
+    def offset_in_use(self, offset: int) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM orders WHERE value_offset = ? AND token_id IS NULL AND state IN ('awaiting', 'expired')",
+                (offset,),
+            ).fetchone()
+        return row is not None
 
     def open_orders(self, now: float) -> int:
         with self._lock:
@@ -329,22 +350,36 @@ class Store:
 
 def _order(row: tuple) -> Order:
     head, (max_wei, *middle), (renewable, renewed_by, payer) = row[:6], row[6:15], row[15:18]
-    return Order(*head, int(max_wei), *middle, bool(renewable), renewed_by, payer)  # type: ignore[arg-type]
+    offset, notice = row[19:21]
+    return Order(*head, int(max_wei), *middle, bool(renewable), renewed_by, payer, offset, notice)  # type: ignore[arg-type]
 
 
 def _settle(db: sqlite3.Connection, seen: SeenRequest, now: float) -> None:
-    """Ties a confirmed mint to the payment it is for: by its tag, else (untagged, e.g. a phone wallet) to the
-    oldest open payment of exactly its terms created before its block. A token pays at most one payment."""
+    """Ties a confirmed mint to the payment it provably carries: its calldata tag, else (an EIP-681 link) the
+    payment's value offset, read back as the mint's excess (`msg.value - escrow`) below one gwei. A payment whose
+    link expired is still settled by its own mint (the call may have ended; the order shows the token). A mint
+    that carries neither pays no payment; open payments of exactly its terms are told it arrived. A token pays at
+    most one payment."""
     event = seen.event
     if db.execute("SELECT 1 FROM orders WHERE token_id = ?", (event.token_id,)).fetchone():
         return  # re-scanned after a restart
+    row = None
     if seen.tag is not None:
         row = db.execute("SELECT * FROM orders WHERE id = ?", (seen.tag.hex(),)).fetchone()
-        if row is None or row[11] != "awaiting":
-            return
-        order = _order(row)
-        mismatch = _mismatch(order, event)
-        if mismatch:
+    elif seen.value is not None and event.asset == 0 and (offset := (seen.value - event.escrow) % GWEI):
+        row = db.execute(
+            "SELECT * FROM orders WHERE value_offset = ? AND token_id IS NULL AND state IN ('awaiting', 'expired')"
+            " ORDER BY created_at DESC LIMIT 1",
+            (offset,),
+        ).fetchone()
+    if row is None or row[11] not in ("awaiting", "expired"):
+        if seen.tag is None and event.asset == 0:
+            _tell_open_twins(db, event)
+        return
+    order = _order(row)
+    mismatch = _mismatch(order, event)
+    if mismatch:
+        if order.state == "awaiting":
             db.execute(
                 "UPDATE orders SET state = 'failed', failure = ?, mint_tx = ? WHERE id = ?",
                 (
@@ -354,20 +389,23 @@ def _settle(db: sqlite3.Connection, seen: SeenRequest, now: float) -> None:
                     order.id,
                 ),
             )
-            return
-        match_id = order.id
-    else:
-        row = db.execute(
-            "SELECT id FROM orders WHERE state = 'awaiting' AND expires_at >= ? AND tier = ? AND aspect = ?"
-            " AND prompt = ? AND created_block < ? ORDER BY created_at LIMIT 1",
-            (now, event.tier, event.aspect, event.prompt, event.block_number),
-        ).fetchone()
-        if row is None:
-            return
-        match_id = row[0]
+        return
     db.execute(
         "UPDATE orders SET state = 'paid', token_id = ?, mint_tx = ? WHERE id = ?",
-        (event.token_id, hex0x(event.mint_tx), match_id),
+        (event.token_id, hex0x(event.mint_tx), order.id),
+    )
+
+
+def _tell_open_twins(db: sqlite3.Connection, event: RequestEvent) -> None:
+    db.execute(
+        "UPDATE orders SET notice = ? WHERE state = 'awaiting' AND tier = ? AND aspect = ? AND prompt = ?",
+        (
+            f"a mint with your terms arrived as token {event.token_id} (tx {hex0x(event.mint_tx)}), without this "
+            f"payment's id, so it pays no call; if you sent it, get_image({event.token_id})",
+            event.tier,
+            event.aspect,
+            event.prompt,
+        ),
     )
 
 

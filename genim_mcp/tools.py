@@ -13,6 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
@@ -96,7 +97,9 @@ def register_tools(
                     await ctx.info(f"payment for this call: {provider.link(order)}")
                 token = current_order.set(order)
                 try:
-                    return await paid(prompt=prompt, aspect_ratio=aspect_ratio, style=style, ctx=ctx)
+                    return await _telling_notices(
+                        paid(prompt=prompt, aspect_ratio=aspect_ratio, style=style, ctx=ctx), provider, order.id, ctx
+                    )
                 except RuntimeError as exc:  # paymcp's words for a payment that ended unpaid; anything else goes on
                     reason = provider.why_unpaid(order.id)
                     if reason is None:
@@ -144,6 +147,39 @@ def register_tools(
     async def refund_status(token_id: int) -> CallToolResult:
         """Whether a token can be refunded now (its deadline passed without an image), and how."""
         return await delivery.refund_status(token_id)
+
+
+async def _telling_notices(
+    work: Awaitable[CallToolResult], provider: MintPaymentProvider, order_id: str, ctx: Context | None
+) -> CallToolResult:
+    """`work` (paymcp's flow for one payment) while `_tell_notices` watches that payment; its exception as raised
+    (not wrapped in a task group's ExceptionGroup)."""
+    outcome: list[CallToolResult | Exception] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(_tell_notices, provider, order_id, ctx)
+        try:
+            outcome.append(await work)
+        except Exception as exc:  # re-raised below, outside the task group
+            outcome.append(exc)
+        finally:
+            group.cancel_scope.cancel()
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+
+
+async def _tell_notices(provider: MintPaymentProvider, order_id: str, ctx: Context | None) -> None:
+    """While the call waits for its payment: a mint of its exact terms that carries no proof of this payment
+    pays nothing, and the buyer is told which token it became (they may have sent it)."""
+    told: str | None = None
+    while ctx is not None:
+        order = provider.store.order(order_id)
+        if order is None or order.state != "awaiting":
+            return
+        if order.notice and order.notice != told:
+            told = order.notice
+            await ctx.warning(order.notice)
+        await anyio.sleep(provider.config.payment_poll)
 
 
 def tiers_document(facts: ChainFacts, margin_bps: int, sizes: tuple[str, ...]) -> dict:

@@ -1,0 +1,128 @@
+"""A mint settles only the call it provably carries the id of (calldata tag, or the EIP-681 link's value offset),
+even after that call's link ran out; a mint without either settles nothing, and open calls of its terms are told
+which token it became. Odd token ids get one plain line. Hosted mode over streamable HTTP, real services."""
+
+from __future__ import annotations
+
+import re
+
+import anyio
+import pytest
+
+from genim_mcp.calldata import mint_calldata
+from genim_mcp.pricing import max_value
+from genim_mcp.store import GWEI
+from genim_mcp.terms import image_terms
+from tests.mcp.conftest import (
+    MARGIN_BPS,
+    LogLog,
+    ProgressLog,
+    front_config,
+    hosted_server,
+    http_session,
+    json_content,
+    order_document,
+    payment_urls,
+    send_tx,
+)
+
+STRANGER = 12  # pays with a plain mint of the same terms, no id
+PHONE = 13  # the buyer, paying with the EIP-681 link in a phone wallet
+LATE = 14  # confirms in the wallet after the link ran out
+
+
+def test_only_a_provable_mint_settles_a_call(stack, tmp_path):
+    """A opens a call and never pays; a stranger's untagged mint of the same terms pays nobody (A and B are told
+    its token); B pays with its own EIP-681 link (no tag, the value offset): B gets the image, A's link expires
+    and says which token arrived with its terms."""
+    config = front_config(stack, tmp_path / "front.toml", payment_ttl=12)
+    prompt = "a phone wallet's lighthouse"
+    terms = image_terms(0, prompt, "1:1", "photorealistic")
+    contracts = stack.contracts
+
+    async def call(server, progress, logs, outcome, key):
+        async with http_session(server, logs) as session:
+            outcome[key] = await session.call_tool("generate_image_basic", {"prompt": prompt},
+                                                   progress_callback=progress)  # fmt: skip
+
+    async def scenario(server):
+        progress, logs, outcome = {k: ProgressLog() for k in "AB"}, {k: LogLog() for k in "AB"}, {}
+        async with anyio.create_task_group() as group:
+            for key in "AB":
+                group.start_soon(call, server, progress[key], logs[key], outcome, key)
+                await payment_urls(progress[key])
+            await anyio.sleep(0.5)
+            plain = max_value(contracts.price_in_wei(0), MARGIN_BPS)
+            data = mint_calldata(terms, contracts.oracle_epoch())
+            stranger = await anyio.to_thread.run_sync(lambda: send_tx(stack, STRANGER, data, plain))
+            with anyio.fail_after(10):
+                while not all("arrived as token" in " ".join(logs[k].messages) for k in "AB"):
+                    await anyio.sleep(0.1)
+            b_doc = order_document(server, progress["B"].payment_url())
+            value = int(re.search(r"&value=(\d+)$", b_doc["order"]["eip681"])[1])
+            phone = await anyio.to_thread.run_sync(lambda: send_tx(stack, PHONE, data, value))
+        a_doc = order_document(server, progress["A"].payment_url())
+        return outcome, logs, stranger, phone, value, plain, a_doc
+
+    with hosted_server(config) as server:
+        outcome, logs, stranger, phone, value, plain, a_doc = anyio.run(scenario, server)
+    stranger_token = stack.contracts.nft.events.ImageRequested().process_receipt(stranger)[0]["args"]["tokenId"]
+    phone_event = stack.contracts.nft.events.ImageRequested().process_receipt(phone)[0]["args"]
+    # The link's value carries the payment's offset under one gwei, well inside the margin; the contract charged
+    # the escrow and returned the rest, so msg.value - escrow names the payment.
+    assert 0 < value - plain < GWEI and value - plain < plain - stack.contracts.price_in_wei(0)
+    assert (value - phone_event["escrow"]) % GWEI == value - plain
+    assert not outcome["B"].isError, outcome["B"].content[0].text
+    assert json_content(outcome["B"])["token_id"] == phone_event["tokenId"]
+    # A paid nothing: its call ends unpaid, but is told a mint of its terms arrived, and which token it became.
+    assert outcome["A"].isError
+    text = outcome["A"].content[0].text
+    assert f"arrived as token {stranger_token}" in text and f"get_image({stranger_token})" in text, text
+    assert "nothing was charged" not in text
+    for key in "AB":
+        assert any(f"arrived as token {stranger_token}" in m for m in logs[key].messages), logs[key].messages
+    assert a_doc["order"]["state"] == "expired"
+
+
+def test_a_mint_confirmed_after_the_link_expired_still_settles_its_payment(stack, tmp_path):
+    config = front_config(stack, tmp_path / "front.toml", payment_ttl=3)
+
+    async def scenario(server):
+        progress = ProgressLog()
+        async with http_session(server) as session:
+            result = await session.call_tool("generate_image_basic", {"prompt": "a late wallet"},
+                                             progress_callback=progress)  # fmt: skip
+        url = progress.payment_url()
+        expired = order_document(server, url)
+        # The wallet confirms now, with the mint the page built (tagged for this payment).
+        mint = expired["order"]["mint"]
+        receipt = await anyio.to_thread.run_sync(
+            lambda: send_tx(stack, LATE, bytes.fromhex(mint["data"][2:]), int(mint["value"], 16))
+        )
+        with anyio.fail_after(15):
+            while (document := order_document(server, url))["order"]["state"] != "paid":
+                await anyio.sleep(0.2)
+        return result, expired, receipt, document
+
+    with hosted_server(config) as server:
+        result, expired, receipt, document = anyio.run(scenario, server)
+    assert result.isError and expired["order"]["state"] == "expired"
+    token_id = stack.contracts.nft.events.ImageRequested().process_receipt(receipt)[0]["args"]["tokenId"]
+    assert document["order"]["mint_tx"] == receipt["transactionHash"].to_0x_hex()
+    assert document["token"]["token_id"] == token_id, document
+
+
+@pytest.mark.parametrize("tool", ["get_image", "refund_status"])
+def test_odd_token_ids_get_one_plain_line(stack, tmp_path, tool):
+    config = front_config(stack, tmp_path / "front.toml")
+
+    async def scenario(server):
+        async with http_session(server) as session:
+            return [await session.call_tool(tool, {"token_id": token_id}) for token_id in (-1, 2**63, 2**255)]
+
+    with hosted_server(config) as server:
+        results = anyio.run(scenario, server)
+    for result in results:
+        text = result.content[0].text
+        assert result.isError and "is not a token of this contract" in text and "\n" not in text, text
+        assert "ABI" not in text and "SQLite" not in text and text.endswith("nothing was paid")
