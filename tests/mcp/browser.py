@@ -106,17 +106,21 @@ AXE_RUN = """() => axe.run(document).then(result => result.violations.map(v => (
 
 
 async def audit(page: Page, state: str, shots: Path | None = None) -> None:
-    """axe-core finds no violation at either width, the page does not scroll sideways, and (with `shots`) a full
-    screenshot of each width is kept as <state>-<width>.png. The page needs `browser_page(audited=True)`."""
+    """axe-core finds no violation at either width, with the exact terms folded and unfolded, the page does not scroll
+    sideways, and (with `shots`) a full screenshot of each width is kept as <state>-<width>.png. The page needs
+    `browser_page(audited=True)`."""
     for width in WIDTHS:
         await page.set_viewport_size({"width": width, "height": 900})
         await page.wait_for_timeout(150)  # a layout pass at the new width
         if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
             await page.add_script_tag(path=str(AXE))
-        violations = await page.evaluate(AXE_RUN)
-        assert violations == [], f"{state} at {width} px: {violations}"
-        sideways = await page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-        assert sideways <= 0, f"{state} at {width} px scrolls {sideways} px sideways"
-        if shots is not None:
-            shots.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(shots / f"{state}-{width}.png"), full_page=True)
+        for opened in (False, True):  # the exact terms folded away, then every <details> open
+            violations = await page.evaluate(AXE_RUN)
+            assert violations == [], f"{state} at {width} px (details open: {opened}): {violations}"
+            sideways = await page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert sideways <= 0, f"{state} at {width} px (details open: {opened}) scrolls {sideways} px sideways"
+            if shots is not None and not opened:
+                shots.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(shots / f"{state}-{width}.png"), full_page=True)
+            await page.evaluate("open => document.querySelectorAll('details').forEach(d => { d.open = open; })", True)
+        await page.evaluate("open => document.querySelectorAll('details').forEach(d => { d.open = open; })", False)
