@@ -57,7 +57,7 @@ class Order:
     created_at: float
     expires_at: float
     created_block: int
-    state: str  # awaiting, paid, failed, expired
+    state: str  # awaiting, unknown (its mint was broadcast but the node's answer was lost), paid, failed, expired
     token_id: int | None
     mint_tx: str | None
     failure: str | None
@@ -198,7 +198,7 @@ class Store:
     def _spent(db: sqlite3.Connection, payer: str | None, day: str) -> int:
         rows = db.execute(
             "SELECT max_wei FROM orders WHERE payer IS ? AND day = ? AND (state IN ('awaiting', 'paid')"
-            " OR (state = 'expired' AND mint_tx IS NOT NULL))",
+            " OR (state = 'expired' AND mint_tx IS NOT NULL) OR state = 'unknown')",
             (payer, day),
         )
         return sum(int(price) for (price,) in rows)
@@ -241,9 +241,24 @@ class Store:
     def fail(self, order_id: str, reason: str, renewable: bool = False) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE orders SET state = 'failed', failure = ?, renewable = ? WHERE id = ? AND state = 'awaiting'",
+                "UPDATE orders SET state = 'failed', failure = ?, renewable = ? WHERE id = ?"
+                " AND state IN ('awaiting', 'unknown')",
                 (reason, int(renewable), order_id),
             )
+
+    def send_unknown(self, order_id: str, tx_hash: str) -> None:
+        """Its mint (`tx_hash`, known before the broadcast) was sent, but whether the node took it is unknown: it
+        counts as spent, never expires, and is resolved by the hash and the account's nonce."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE orders SET state = 'unknown', mint_tx = ? WHERE id = ? AND state = 'awaiting'",
+                (tx_hash, order_id),
+            )
+
+    def send_known(self, order_id: str) -> None:
+        """The node has the mint of an `unknown` payment: it settles through its event like any other."""
+        with self._transaction() as db:
+            db.execute("UPDATE orders SET state = 'awaiting' WHERE id = ? AND state = 'unknown'", (order_id,))
 
     def payment_status(self, order_id: str, now: float | None = None) -> str:
         """paymcp's vocabulary: paid, pending, expired, failed. A payment expires only once the follower has read
@@ -252,7 +267,7 @@ class Store:
             row = self._db.execute("SELECT state FROM orders WHERE id = ?", (order_id,)).fetchone()
         if row is None:
             return "failed"
-        return {"awaiting": "pending"}.get(row[0], row[0])
+        return {"awaiting": "pending", "unknown": "pending"}.get(row[0], row[0])
 
     def expire_due(self, seen_until: float) -> None:
         """Open payments whose link ran out before `seen_until`: the follower has scanned every block that was
@@ -372,7 +387,7 @@ def _settle(db: sqlite3.Connection, seen: SeenRequest, now: float) -> None:
             " ORDER BY created_at DESC LIMIT 1",
             (offset,),
         ).fetchone()
-    if row is None or row[11] not in ("awaiting", "expired"):
+    if row is None or row[11] not in ("awaiting", "unknown", "expired"):
         if seen.tag is None and event.asset == 0:
             _tell_open_twins(db, event)
         return

@@ -21,14 +21,18 @@ from tests.mcp.conftest import (
     hosted_server,
     http_session,
     json_content,
+    nonce,
     order_document,
     payment_urls,
     send_tx,
+    stdio_session,
 )
+from tests.mcp.lossy_rpc import lossy_rpc
 
 STRANGER = 12  # pays with a plain mint of the same terms, no id
 PHONE = 13  # the buyer, paying with the EIP-681 link in a phone wallet
 LATE = 14  # confirms in the wallet after the link ran out
+LOCAL_PAYER = 16  # local mode, behind an RPC that loses the answer to its mint's broadcast
 
 
 def test_only_a_provable_mint_settles_a_call(stack, tmp_path):
@@ -110,6 +114,28 @@ def test_a_mint_confirmed_after_the_link_expired_still_settles_its_payment(stack
     token_id = stack.contracts.nft.events.ImageRequested().process_receipt(receipt)[0]["args"]["tokenId"]
     assert document["order"]["mint_tx"] == receipt["transactionHash"].to_0x_hex()
     assert document["token"]["token_id"] == token_id, document
+
+
+def test_a_mint_whose_broadcast_answer_was_lost_is_paid_and_counted_against_the_caps(stack, tmp_path):
+    """The node takes the local wallet's mint but its answer is lost: the payment is unknown (not failed), the
+    hash recorded before the broadcast resolves it, the call returns the token, and the per-day cap counts it."""
+    one_mint = max_value(stack.contracts.price_in_wei(0), MARGIN_BPS)
+
+    async def scenario(rpc_url):
+        config = front_config(stack, tmp_path / "front.toml", rpc_uri=rpc_url, account=f"TEST::{LOCAL_PAYER}",
+                              max_wei_per_day=one_mint * 3 // 2)  # fmt: skip
+        async with stdio_session(config) as session:
+            first = await session.call_tool("generate_image_basic", {"prompt": "a flaky node"})
+            second = await session.call_tool("generate_image_basic", {"prompt": "a second flaky node"})
+        return first, second
+
+    with lossy_rpc(stack.url) as rpc:
+        first, second = anyio.run(scenario, rpc.url)
+    assert not first.isError, first.content[0].text
+    receipt = json_content(first)
+    assert rpc.lost == [receipt["mint_tx"]]  # the very mint whose answer was lost
+    assert second.isError and "per-day cap" in second.content[0].text, second.content[0].text
+    assert nonce(stack, LOCAL_PAYER) == 1
 
 
 @pytest.mark.parametrize("tool", ["get_image", "refund_status"])
