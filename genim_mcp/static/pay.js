@@ -140,7 +140,9 @@ function renderOrder(order, stage) {
     text("failure-plain", order.failure_token_url
       ? "A payment arrived for this link, but not for exactly these terms. It still made a token, and that " +
         "token's image is made as usual."
-      : "Your payment was refused by the contract; it cost only the network fee.");
+      : order.mint_tx
+        ? "Your payment was refused by the contract (the transaction reverted): it cost only its network fee."
+        : "This payment can no longer be made, and nothing was charged.");
     text("failure-text", order.failure || "");
     show("failure-token", Boolean(order.failure_token_url));
     if (order.failure_token_url) {

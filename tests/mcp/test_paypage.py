@@ -245,6 +245,38 @@ def test_failed_and_expired_pages_lead_somewhere(quiet, server, tmp_path):
     assert seen["steps"][0] == "bad"
 
 
+def test_a_mint_that_reverts_is_shown_as_reverted_not_as_waiting(quiet, server):
+    """A wallet told to send without simulating: the mint (too little ETH) is mined and reverts; the page the buyer
+    reported it from shows it refused, with its cost, and not "waiting for your payment"."""
+    contracts = quiet.contracts
+    data = mint_calldata(image_terms(0, "a paper boat", "1:1", "photorealistic"), contracts.oracle_epoch())
+
+    async def scenario() -> dict:
+        async with open_payments(server, "a paper boat") as [url], browser_page(audited=True) as page:
+            order_id = url.rsplit("/", 1)[1]
+            receipt = await anyio.to_thread.run_sync(
+                lambda: send_tx(quiet, OUTSIDER, data + bytes.fromhex(order_id), 1)
+            )
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                tx = "0x" + bytes(receipt["transactionHash"]).hex()
+                assert (await client.post(f"/api/orders/{order_id}/mint", json={"tx": tx})).json()["recorded"]
+            mine(quiet)
+            await page.goto(url)
+            await current_step(page, "Failed")
+            seen = {
+                "status": receipt["status"],
+                "stage": await page.text_content("#stage-text"),
+                "plain": await page.text_content("#failure-plain"),
+                "exact": await page.text_content("#failure-text"),
+            }
+            await audit(page, "reverted", SHOTS)
+        return seen
+
+    seen = anyio.run(scenario)
+    assert seen["status"] == 0 and seen["stage"] == "This payment did not go through."
+    assert "reverted" in seen["plain"] and "network fee" in seen["plain"] and "reverted" in seen["exact"], seen
+
+
 def test_a_phone_without_a_wallet_sees_the_error_by_the_button_and_a_wallet_link(quiet, server):
     async def scenario() -> dict:
         async with open_payments(server, "a fox in snow") as [url], browser_page(width=390) as page:
