@@ -7,6 +7,7 @@ follower never saw, `refund_status`, the image bytes) run in worker threads, nev
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ import anyio
 from mcp.server.fastmcp import Context
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.logs import DISCARD
 
 from genim_mcp.config import FrontConfig
 from genim_mcp.follower import Follower
@@ -28,6 +30,7 @@ from genimnft.ipfs import IpfsClient
 from genimnft.metadata import cid_of_digest
 
 WAIT_POLL = 0.2
+TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 TOKEN_ID_BOUND = 2**63  # SQLite's integers; the contract's ids count up from 0 one mint at a time
 T = TypeVar("T")
 
@@ -97,6 +100,7 @@ class Delivery:
         await progress.note(f"image set in tx {token.set_image_tx}; fetching it from IPFS")
         result = await self._result(token.token_id, token.digest, token.mint_tx, token.set_image_tx)
         await progress.note("done")
+        self.store.delivered(token_id, time.time())
         return result
 
     def _token_or_fail(self, token_id: int) -> TokenRecord:
@@ -116,11 +120,36 @@ class Delivery:
         if not 0 <= token_id < TOKEN_ID_BOUND:
             raise ToolError(f"{token_id} is not a token of this contract ({self.chain.address}); nothing was paid")
 
+    async def token_of_mint(self, tx_hash: str) -> int:
+        """The token a mint transaction created: from the index, else from its receipt on the chain."""
+        if not TX_HASH.fullmatch(tx_hash):
+            raise ToolError(f"{tx_hash!r} is not a transaction hash (0x and 64 hex digits); nothing was paid")
+        token = self.store.token_of_mint(tx_hash)
+        if token is not None:
+            return token.token_id
+
+        def read() -> list:
+            try:
+                receipt = self.chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return []
+            return list(self.chain.contract.events.ImageRequested().process_receipt(receipt, errors=DISCARD))
+
+        events = await _in_thread(read)
+        if not events:
+            raise ToolError(
+                f"transaction {tx_hash} minted no token of contract {self.chain.address} (not mined yet, reverted, "
+                "or not a mint); nothing was paid"
+            )
+        return events[0]["args"]["tokenId"]
+
     async def get_image(self, token_id: int) -> CallToolResult:
         self.check_token_id(token_id)
         token = self.store.token(token_id)
         if token is not None and token.digest is not None:
-            return await self._result(token_id, token.digest, token.mint_tx, token.set_image_tx)
+            result = await self._result(token_id, token.digest, token.mint_tx, token.set_image_tx)
+            self.store.delivered(token_id, time.time())
+            return result
         lookup = await self._lookup(token_id)
         if lookup.status == Status.FULFILLED:  # set, but the follower has not read that far yet
             first = token.block_number if token else (self.config.first_block() or 0)
@@ -141,6 +170,37 @@ class Delivery:
                 "next": f"call get_image({token_id}) again",
             }
         )
+
+    def tokens_document(self, requester: str) -> dict:
+        """my_tokens' answer: every token `requester` minted that the index has, with where it stands."""
+        cursor = self.store.cursor()
+        scanned_time = cursor[1] if cursor else 0
+        undelivered = {token_id for _order_id, token_id in self.store.undelivered(requester)}
+
+        def status(token: TokenRecord) -> str:
+            if token.refund_tx:
+                return "refunded"
+            if token.digest is not None:
+                return "image set"
+            return "refundable" if scanned_time >= token.deadline else "generating"
+
+        return {
+            "account": requester,
+            "tokens": [
+                {
+                    "token_id": token.token_id,
+                    "status": status(token),
+                    "tier": token.tier,
+                    "aspect_ratio": aspect_label(token.aspect),
+                    "prompt": token.prompt,
+                    "mint_tx": token.mint_tx,
+                    "deadline": utc_text(token.deadline),
+                    "paid_here_not_delivered": token.token_id in undelivered,
+                    "next": f"get_image({token.token_id})",
+                }
+                for token in self.store.tokens_of(requester)
+            ],
+        }
 
     async def refund_status(self, token_id: int) -> CallToolResult:
         self.check_token_id(token_id)

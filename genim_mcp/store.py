@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS orders (
     price_usd INTEGER NOT NULL, max_wei TEXT NOT NULL, oracle_epoch INTEGER NOT NULL, created_at REAL NOT NULL,
     expires_at REAL NOT NULL, created_block INTEGER NOT NULL, state TEXT NOT NULL, token_id INTEGER UNIQUE,
     mint_tx TEXT, failure TEXT, renewable INTEGER NOT NULL DEFAULT 0, renewed_by TEXT, payer TEXT, day TEXT,
-    value_offset INTEGER NOT NULL DEFAULT 0, notice TEXT
+    value_offset INTEGER NOT NULL DEFAULT 0, notice TEXT, delivered_at REAL
 );
 CREATE INDEX IF NOT EXISTS orders_by_offset ON orders (value_offset);
 CREATE TABLE IF NOT EXISTS tokens (
@@ -165,7 +165,7 @@ class Store:
                         "or reserved today)"
                     )
             db.execute(
-                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL)",
                 (
                     order.id,
                     order.tier,
@@ -207,6 +207,34 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
         return _order(row) if row else None
+
+    def delivered(self, token_id: int, now: float) -> None:
+        """The token's image reached a buyer (its call, or get_image later)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE orders SET delivered_at = ? WHERE token_id = ? AND delivered_at IS NULL", (now, token_id)
+            )
+
+    def undelivered(self, payer: str) -> list[tuple[str, int]]:
+        """(order id, token id) of what `payer` paid for through this front whose image no answer carried yet."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT id, token_id FROM orders WHERE payer = ? AND token_id IS NOT NULL AND delivered_at IS NULL"
+                " ORDER BY token_id",
+                (payer,),
+            ).fetchall()
+
+    def tokens_of(self, requester: str) -> list[TokenRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM tokens WHERE lower(requester) = lower(?) ORDER BY token_id", (requester,)
+            ).fetchall()
+        return [_token(row) for row in rows]
+
+    def token_of_mint(self, tx_hash: str) -> TokenRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM tokens WHERE mint_tx = ?", (hex0x(tx_hash.lower()),)).fetchone()
+        return _token(row) if row else None
 
     def order_of_token(self, token_id: int) -> Order | None:
         with self._lock:
@@ -348,24 +376,26 @@ class Store:
     def token(self, token_id: int) -> TokenRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
-        if row is None:
-            return None
-        *head, escrow, deadline, block, mint_tx, digest, set_tx, refund_tx = row
-        return TokenRecord(
-            *head,
-            int(escrow),
-            deadline,
-            block,
-            mint_tx,
-            bytes(digest) if digest is not None else None,
-            set_tx,
-            refund_tx,
-        )
+        return _token(row) if row else None
+
+
+def _token(row: tuple) -> TokenRecord:
+    *head, escrow, deadline, block, mint_tx, digest, set_tx, refund_tx = row
+    return TokenRecord(
+        *head,
+        int(escrow),
+        deadline,
+        block,
+        mint_tx,
+        bytes(digest) if digest is not None else None,
+        set_tx,
+        refund_tx,
+    )
 
 
 def _order(row: tuple) -> Order:
     head, (max_wei, *middle), (renewable, renewed_by, payer) = row[:6], row[6:15], row[15:18]
-    offset, notice = row[19:21]
+    offset, notice = row[19:21]  # row[21]: delivered_at
     return Order(*head, int(max_wei), *middle, bool(renewable), renewed_by, payer, offset, notice)  # type: ignore[arg-type]
 
 

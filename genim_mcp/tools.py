@@ -11,25 +11,37 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from paymcp import Mode, PayMCP, price
+from pydantic import Field
 
 from genim_mcp.delivery import Delivery, Progress
 from genim_mcp.follower import ChainFacts, Follower
 from genim_mcp.pricing import max_value
 from genim_mcp.provider import MintPaymentProvider, PaymentUnavailable, current_order
-from genim_mcp.store import CapExceeded
+from genim_mcp.store import CapExceeded, Order
 from genim_mcp.terms import STYLES, TIER_NAMES, AspectLabel, Style, TermsError, compose_prompt, image_terms
 from genim_mcp.units import eth_exact, usd_decimal
 from genim_mcp.x402_front import X402Front
 from genimnft.aspects import ASPECT_LABELS
 
 PaidTool = Callable[..., Awaitable[CallToolResult]]
+TOKEN_ID_TEXT = "the token's id (a whole number from 0), as the paid call's receipt gives it"
+TokenIdArg = Annotated[int | None, Field(description=TOKEN_ID_TEXT)]
+MintTxArg = Annotated[
+    str | None, Field(description="instead of token_id: the hash of the mint transaction that paid (0x + 64 hex)")
+]
+PromptArg = Annotated[
+    str,
+    Field(description="what to draw, in words; with ', <style> style' added it goes on-chain, 1..1000 bytes of UTF-8"),
+]
+AspectArg = Annotated[AspectLabel, Field(description="the image's aspect ratio, width:height")]
+StyleArg = Annotated[Style, Field(description="the style, added to the prompt as ', <style> style'")]
 # A call whose mint reverted because the oracle set or the rate moved gets a fresh payment, this many in all.
 MAX_PAYMENTS_PER_CALL = 3
 
@@ -77,6 +89,19 @@ def register_tools(
     x402: X402Front | None = None,
 ) -> None:
     sizes = provider.config.tier_sizes
+    in_flight: set[str] = set()  # the orders of calls running now
+
+    def earlier_tokens() -> str:
+        """Local mode: tokens this account paid for in earlier calls whose image no answer carried yet (the call
+        ended, was cancelled, or the server stopped before it)."""
+        if provider.wallet is None:
+            return ""
+        tokens = [token_id for order_id, token_id in provider.store.undelivered(provider.wallet.address)
+                  if order_id not in in_flight]  # fmt: skip
+        if not tokens:
+            return ""
+        listed = ", ".join(f"token {token_id} (get_image({token_id}))" for token_id in tokens)
+        return f"\nPaid earlier but not delivered yet: {listed}; my_tokens lists them all."
 
     def guard(paid: PaidTool) -> PaidTool:
         tier: int = paid._genim_tier  # type: ignore[attr-defined]
@@ -92,29 +117,48 @@ def register_tools(
                 order = provider.open_order(terms)
             except (TermsError, CapExceeded, PaymentUnavailable) as exc:
                 raise ToolError(f"{exc}; nothing was paid") from None
-            for attempt in range(1, MAX_PAYMENTS_PER_CALL + 1):
-                if ctx is not None:  # for clients that show log messages but send no progress token
-                    await ctx.info(f"payment for this call: {provider.link(order)}")
-                token = current_order.set(order)
-                try:
-                    return await _telling_notices(
-                        paid(prompt=prompt, aspect_ratio=aspect_ratio, style=style, ctx=ctx), provider, order.id, ctx
-                    )
-                except RuntimeError as exc:  # paymcp's words for a payment that ended unpaid; anything else goes on
-                    reason = provider.why_unpaid(order.id)
-                    if reason is None:
-                        raise
-                    if attempt == MAX_PAYMENTS_PER_CALL or not provider.renewable(order.id):
-                        raise ToolError(reason) from exc
+            mine = {order.id}  # this call's orders (a renewed payment adds one)
+            in_flight.add(order.id)
+
+            async def pay_and_deliver(order: Order) -> CallToolResult:
+                for attempt in range(1, MAX_PAYMENTS_PER_CALL + 1):
+                    if ctx is not None:  # for clients that show log messages but send no progress token
+                        await ctx.info(f"payment for this call: {provider.link(order)}")
+                    token = current_order.set(order)
                     try:
-                        order = provider.open_order(terms, renews=order.id)
-                    except (CapExceeded, PaymentUnavailable) as refused:
-                        raise ToolError(f"{reason} No fresh payment was opened: {refused}.") from exc
-                    if ctx is not None:
-                        await ctx.warning(f"{reason} Pay again at the new terms: {provider.link(order)}")
-                finally:
-                    current_order.reset(token)
-            raise AssertionError("unreachable: the last attempt returns or raises")
+                        return await _telling_notices(
+                            paid(prompt=prompt, aspect_ratio=aspect_ratio, style=style, ctx=ctx),
+                            provider,
+                            order.id,
+                            ctx,
+                        )
+                    except RuntimeError as exc:  # paymcp's words for a payment that ended unpaid; anything else goes on
+                        reason = provider.why_unpaid(order.id)
+                        if reason is None:
+                            raise
+                        if attempt == MAX_PAYMENTS_PER_CALL or not provider.renewable(order.id):
+                            raise ToolError(reason) from exc
+                        try:
+                            order = provider.open_order(terms, renews=order.id)
+                        except (CapExceeded, PaymentUnavailable) as refused:
+                            raise ToolError(f"{reason} No fresh payment was opened: {refused}.") from exc
+                        mine.add(order.id)
+                        in_flight.add(order.id)
+                        if ctx is not None:
+                            await ctx.warning(f"{reason} Pay again at the new terms: {provider.link(order)}")
+                    finally:
+                        current_order.reset(token)
+                raise AssertionError("unreachable: the last attempt returns or raises")
+
+            try:
+                result = await pay_and_deliver(order)
+            except ToolError as exc:
+                raise ToolError(f"{exc}{earlier_tokens()}") from exc.__cause__
+            finally:
+                in_flight.difference_update(mine)
+            if note := earlier_tokens():
+                result.content.append(TextContent(type="text", text=note.strip()))
+            return result
 
         return checked
 
@@ -138,15 +182,27 @@ def register_tools(
         return _json_result(tiers_document(follower.facts, provider.config.price_margin_bps, sizes))
 
     @server.tool()
-    async def get_image(token_id: int) -> CallToolResult:
-        """The image of a token bought earlier: the token id is the receipt. While it is being generated this
-        says so; past its deadline without an image, it says how to refund."""
-        return await delivery.get_image(token_id)
+    async def get_image(token_id: TokenIdArg = None, mint_tx: MintTxArg = None) -> CallToolResult:
+        """The image of a token bought earlier: the token id is the receipt, and the hash of the mint transaction
+        that paid for it finds it too. While it is being generated this says so; past its deadline without an
+        image, it says how to refund."""
+        if (token_id is None) == (mint_tx is None):
+            raise ToolError("give either token_id or mint_tx (the mint transaction's hash); nothing was paid")
+        return await delivery.get_image(token_id if token_id is not None else await delivery.token_of_mint(mint_tx))
 
     @server.tool()
-    async def refund_status(token_id: int) -> CallToolResult:
+    async def refund_status(token_id: Annotated[int, Field(description=TOKEN_ID_TEXT)]) -> CallToolResult:
         """Whether a token can be refunded now (its deadline passed without an image), and how."""
         return await delivery.refund_status(token_id)
+
+    if provider.wallet is not None:
+        payer = provider.wallet.address
+
+        @server.tool()
+        async def my_tokens() -> CallToolResult:
+            """Every token this server's configured account has minted (free): status (generating, image set,
+            refundable, refunded), prompt, mint transaction, and whether any answer has carried its image yet."""
+            return _json_result(delivery.tokens_document(payer))
 
 
 async def _telling_notices(
@@ -222,7 +278,10 @@ def tiers_document(facts: ChainFacts, margin_bps: int, sizes: tuple[str, ...]) -
 
 def _priced_tool(tier: int, delivery: Delivery) -> PaidTool:
     async def generate(
-        prompt: str, aspect_ratio: AspectLabel = "1:1", style: Style = "photorealistic", ctx: Context | None = None
+        prompt: PromptArg,
+        aspect_ratio: AspectArg = "1:1",
+        style: StyleArg = "photorealistic",
+        ctx: Context | None = None,
     ) -> CallToolResult:
         return await delivery.deliver(current_order.get().id, Progress(ctx))
 

@@ -33,6 +33,7 @@ STRANGER = 12  # pays with a plain mint of the same terms, no id
 PHONE = 13  # the buyer, paying with the EIP-681 link in a phone wallet
 LATE = 14  # confirms in the wallet after the link ran out
 LOCAL_PAYER = 16  # local mode, behind an RPC that loses the answer to its mint's broadcast
+CANCELLER = 17  # local mode: cancels the call right after it paid
 
 
 def test_only_a_provable_mint_settles_a_call(stack, tmp_path):
@@ -136,6 +137,47 @@ def test_a_mint_whose_broadcast_answer_was_lost_is_paid_and_counted_against_the_
     assert rpc.lost == [receipt["mint_tx"]]  # the very mint whose answer was lost
     assert second.isError and "per-day cap" in second.content[0].text, second.content[0].text
     assert nonce(stack, LOCAL_PAYER) == 1
+
+
+def test_a_paid_token_whose_call_ended_early_is_found_again(stack, tmp_path):
+    """The client cancels right after "paid: token N" and the server stops: the token is not lost. my_tokens
+    lists it as paid and not delivered, the next call's answer names it, and get_image finds it by mint hash."""
+    config = front_config(stack, tmp_path / "front.toml", account=f"TEST::{CANCELLER}")
+
+    async def cancelled_call():
+        async with stdio_session(config) as session, anyio.create_task_group() as group:
+            progress = ProgressLog()
+
+            async def call():
+                await session.call_tool("generate_image_basic", {"prompt": "a cancelled call"},
+                                        progress_callback=progress)  # fmt: skip
+
+            group.start_soon(call)
+            with anyio.fail_after(30):
+                while not progress.after_payment():
+                    await anyio.sleep(0.02)
+            group.cancel_scope.cancel()
+        return progress.after_payment()[0][1]
+
+    async def later():
+        async with stdio_session(config) as session:
+            listed = json_content(await session.call_tool("my_tokens", {}))
+            next_call = await session.call_tool("generate_image_basic", {"prompt": "the next call"})
+            by_hash = await session.call_tool("get_image", {"mint_tx": listed["tokens"][0]["mint_tx"]})
+            after = json_content(await session.call_tool("my_tokens", {}))
+        return listed, next_call, by_hash, after
+
+    paid_note = anyio.run(cancelled_call)
+    token_id = int(re.search(r"token (\d+)", paid_note)[1])
+    listed, next_call, by_hash, after = anyio.run(later)
+    assert [t["token_id"] for t in listed["tokens"]] == [token_id]
+    first = listed["tokens"][0]
+    assert first["paid_here_not_delivered"] and first["status"] in ("generating", "image set"), first
+    assert not next_call.isError, next_call.content[0].text
+    note = next_call.content[-1].text
+    assert f"token {token_id} (get_image({token_id}))" in note and "not delivered" in note, note
+    assert not by_hash.isError and json_content(by_hash)["token_id"] == token_id
+    assert not any(t["paid_here_not_delivered"] for t in after["tokens"]) and len(after["tokens"]) == 2
 
 
 @pytest.mark.parametrize("tool", ["get_image", "refund_status"])
