@@ -135,11 +135,14 @@ class PayPage:
             ("Link open until", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(order["expires_at"]))),
         ]
         terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in rows)
-        link = (
-            f'<p><a class="button" href="{html.escape(order["eip681"], quote=True)}">Pay with a wallet app</a></p>'
-            if order["eip681"] and order["state"] == "awaiting"
-            else f"<p>This payment is {html.escape(order['state'])}.</p>"
-        )
+        if order["state"] != "awaiting":
+            link = f"<p>This payment link is no longer open ({html.escape(order['state'])}).</p>"
+        elif order["eip681"] is None:
+            link = f"<p>Paying in ETH is closed right now: {html.escape(str(order['eth_unavailable']))}.</p>"
+        else:
+            href = html.escape(order["eip681"], quote=True)
+            link = f'<p><a class="button" href="{href}">Pay with a wallet app</a></p>'
+
         return (
             f"<h2>What you buy</h2><dl>{terms}</dl>{link}<p>Paying with a browser wallet, and following the "
             "payment here, needs JavaScript.</p>"
