@@ -21,6 +21,7 @@ from genim_mcp.follower import Follower
 from genim_mcp.pricing import max_value
 from genim_mcp.store import GWEI, Order, Store
 from genim_mcp.terms import ImageTerms, order_terms
+from genim_mcp.units import usd_text
 from genim_mcp.wallet import LocalWallet
 
 # The order of the tool call running in this task; set by the tool's guard around paymcp's wrapper.
@@ -103,6 +104,25 @@ class MintPaymentProvider(BasePaymentProvider):
         if self.wallet is not None:
             self.wallet.pay(order)
         return order.id, self.link(order)
+
+    def link_message(self, url: str, amount: object = None, currency: object = None) -> str:
+        """What the assistant reads with the link (in place of paymcp's "please pay … come back and confirm"):
+        what really happens next, in this mode, at this payment's own price."""
+        try:
+            price = usd_text(current_order.get().price_usd)
+        except LookupError:
+            price = f"{amount} {currency}"
+        if self.wallet is not None:
+            return (
+                f"Paying {price} in ETH for this call by itself: the configured account {self.wallet.address} sends "
+                "the mint below (within its per-call and per-day caps); nothing to confirm. The image follows once "
+                f"the oracle has set it.\n\n{url}"
+            )
+        return (
+            f"To run this call, pay {price} in ETH with your own wallet at the link below (a mint into the token's "
+            "escrow). This call goes on by itself once the mint is confirmed; nothing to confirm here."
+            f"\n\n{url}"
+        )
 
     def get_payment_status(self, payment_id: str) -> str:
         return self.store.payment_status(payment_id)

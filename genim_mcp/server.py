@@ -20,6 +20,7 @@ from genim_mcp.delivery import Delivery
 from genim_mcp.follower import Follower
 from genim_mcp.paypage import PayPage
 from genim_mcp.provider import MintPaymentProvider
+from genim_mcp.refusals import PlainRefusals
 from genim_mcp.store import Order, Store
 from genim_mcp.tools import register_tools
 from genim_mcp.wallet import LocalWallet
@@ -36,6 +37,10 @@ INSTRUCTIONS = (
     "generate_image_basic/premium/ultra take a prompt, aspect_ratio and style, ask for payment (your own mint into "
     "the token's escrow) and return the image; get_image(token_id) fetches it again later; refund_status(token_id) "
     "says whether and how an image that never came can be refunded."
+)
+LOCAL_INSTRUCTIONS = (
+    " This server runs in local mode: a priced call pays by itself from the configured account, up to its caps; "
+    "my_tokens lists that account's tokens."
 )
 
 
@@ -107,9 +112,9 @@ def build(config: FrontConfig) -> Front:
         assert config.account is not None
         wallet = LocalWallet(chain, store, load_account(config.account, config.passphrase_env))
     ipfs = IpfsClient(config.ipfs_api)
-    server = FastMCP(
+    server = PlainRefusals(
         "genimnft",
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS + (LOCAL_INSTRUCTIONS if config.mode == "local" else ""),
         host=config.host,
         port=config.port,
         log_level="WARNING",
@@ -130,6 +135,7 @@ def build(config: FrontConfig) -> Front:
     )
     # paymcp checks a payment every 3 s by default; the provider answers from memory, so ask more often.
     paymcp_progress.DEFAULT_POLL_SECONDS = config.payment_poll  # type: ignore[assignment]
+    paymcp_progress.open_link_message = provider.link_message  # what really happens next, in this mode
     x402 = build_x402(config, chain, store, delivery, wallet.account if wallet else None)
     register_tools(server, provider, delivery, follower, x402)
     if hosted:

@@ -172,7 +172,8 @@ def register_tools(
         tool = _priced_tool(tier, delivery)
         # paymcp's own price tag (its payment message, the tool's meta): the dollar price at start-up.
         paid = price(float(usd_decimal(follower.facts.prices.usd[tier])), "USD")(tool)
-        paymcp.mcp.tool(name=f"generate_image_{name}", description=_describe(tier, sizes[tier]))(paid)
+        description = _describe(tier, sizes[tier], local=provider.wallet is not None)
+        paymcp.mcp.tool(name=f"generate_image_{name}", description=description)(paid)
 
     @server.tool()
     async def list_tiers() -> CallToolResult:
@@ -290,9 +291,15 @@ def _priced_tool(tier: int, delivery: Delivery) -> PaidTool:
     return generate
 
 
-def _describe(tier: int, size: str) -> str:
+def _describe(tier: int, size: str, local: bool) -> str:
     """No figures that go stale (prices, the rate, the deadline): list_tiers has them live."""
-    return (
+    spends = (
+        "Local mode: calling this tool spends the configured account's ETH at once, by itself (no confirmation), "
+        "up to the per-call and per-day caps. "
+        if local
+        else ""
+    )
+    return spends + (
         f"Generate one {TIER_NAMES[tier]} image ({size} pixel budget in the chosen aspect ratio) as a GenImNFT "
         "token. Price: the tier's US dollar price, paid in ETH at Chainlink's ETH/USD rate as your own mint into the "
         "token's escrow; call list_tiers for the live price and deadline. The oracle is paid only when the image is "

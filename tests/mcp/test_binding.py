@@ -194,3 +194,48 @@ def test_odd_token_ids_get_one_plain_line(stack, tmp_path, tool):
         text = result.content[0].text
         assert result.isError and "is not a token of this contract" in text and "\n" not in text, text
         assert "ABI" not in text and "SQLite" not in text and text.endswith("nothing was paid")
+
+
+BAD_ARGUMENTS = [
+    ("generate_image_basic", {"prompt": "a cat", "aspect_ratio": "3:2"}, "aspect_ratio must be one of"),
+    ("generate_image_basic", {"prompt": "a cat", "style": "noir"}, "style must be one of"),
+    ("generate_image_premium", {}, "prompt is missing"),
+    ("generate_image_ultra", {"prompt": 5}, "prompt must be text"),
+    ("get_image", {"token_id": "seven"}, "token_id must be a whole number"),
+    ("get_image", {}, "give either token_id or mint_tx"),
+    ("get_image", {"mint_tx": "0x12"}, "is not a transaction hash"),
+    ("refund_status", {"token_id": 1.5}, "token_id must be a whole number"),
+    ("no_such_tool", {}, "there is no tool 'no_such_tool'"),
+]
+
+
+def test_refusals_are_plain_and_end_alike_and_local_mode_says_it_pays_by_itself(stack, tmp_path):
+    """Bad arguments get one plain line per argument (no pydantic text or URLs) ending "nothing was paid"; every
+    parameter has its own description; local mode's descriptions and payment text say the account pays by itself."""
+    config = front_config(stack, tmp_path / "front.toml", account="TEST::18")
+
+    async def scenario():
+        async with stdio_session(config) as session:
+            refusals = [await session.call_tool(tool, arguments) for tool, arguments, _ in BAD_ARGUMENTS]
+            tools = (await session.list_tools()).tools
+            progress = ProgressLog()
+            paid = await session.call_tool("generate_image_basic", {"prompt": "words that match"},
+                                           progress_callback=progress)  # fmt: skip
+        return refusals, tools, progress, paid
+
+    refusals, tools, progress, paid = anyio.run(scenario)
+    for (tool, arguments, expected), result in zip(BAD_ARGUMENTS, refusals, strict=True):
+        text = result.content[0].text
+        assert result.isError and expected in text, (tool, arguments, text)
+        assert text.endswith("nothing was paid") and "pydantic" not in text and "\n" not in text, text
+    for tool in tools:
+        for name, schema in tool.inputSchema.get("properties", {}).items():
+            assert schema.get("description"), (tool.name, name)
+    described = {tool.name: tool.description for tool in tools}
+    assert "my_tokens" in described
+    for tier in ("basic", "premium", "ultra"):
+        assert "spends the configured account's ETH" in described[f"generate_image_{tier}"]
+        assert not re.search(r"\$\d|\d ETH|\d s\b", described[f"generate_image_{tier}"])  # no figures that go stale
+    first = progress.notes[0][1]
+    assert "by itself" in first and "come back and confirm" not in first and "please pay" not in first, first
+    assert "$0.10" in first and not paid.isError
