@@ -40,6 +40,7 @@ from tests.services import account_key
 
 RESULTS = ROOT / "bench" / "results" / "latency.json"
 MCP_RESULTS = ROOT / "bench" / "results" / "latency-mcp.json"  # MCP rows beside the tuned daemon of the same run
+X402_RESULTS = ROOT / "bench" / "results" / "latency-x402.json"  # x402 rows beside the daemon and MCP rows of a run
 CONFIGS = {
     "tuned": {"poll_interval": 0.2, "batch_wait": 0.5, "batch_size": 16, "generation_batch": 8},
     "baseline": {"poll_interval": 2.0, "batch_wait": 0.0, "batch_size": 1, "generation_batch": 1},
@@ -262,7 +263,8 @@ def main() -> None:
                 f"served={row['served']}/{count}",
                 flush=True,
             )
-    merge(MCP_RESULTS, mcp_rows, args.block_time)
+    merge(MCP_RESULTS, [row for row in mcp_rows if row["config"] != "x402-hosted"], args.block_time)
+    merge(X402_RESULTS, [row for row in mcp_rows if row["requests"] in x402_sizes], args.block_time)
 
 
 if __name__ == "__main__":
