@@ -22,7 +22,7 @@ from x402.mcp import MCP_PAYMENT_META_KEY, x402MCPSession
 from x402.schemas import PaymentRequired
 
 from genim_devnet.stack import USDC
-from tests.mcp.conftest import LogLog, front_config, hosted_server, http_session
+from tests.mcp.conftest import LogLog, front_config, hosted_server, http_session, local_stack
 from tests.mcp.x402_parts import WINDOW, buyer_client
 from tests.services import account_key
 
@@ -297,6 +297,42 @@ def test_a_restart_between_settlement_and_delivery_then_get_image_answers(stack,
     assert not result.isError, text(result)
     assert json.loads(text(result))["token_id"] == token_id and result.content[1].mimeType == "image/png"
     assert replay.isError and f"paid for token {token_id}" in error_of(replay)
+
+
+def test_paid_but_no_image_before_the_deadline_says_it_paid_and_names_the_refund(project, ipfs, tmp_path):
+    logs = LogLog()
+    with local_stack(project, ipfs, tmp_path, model=None) as chain:  # no oracle: the deadline will pass
+        agent = Agent(chain, 7)
+        usdc_before = agent.usdc()
+        config = front_config(chain, tmp_path / "front.toml", relayer=f"TEST::{RELAYER}", x402_window=WINDOW)
+
+        async def scenario(server):
+            async with agent.session(server, logs) as (paying, _session), anyio.create_task_group() as group:
+                outcome = {}
+
+                async def call():
+                    outcome["result"] = await paying.call_tool("generate_image_basic", PROMPT)
+
+                group.start_soon(call)
+                with anyio.fail_after(60):
+                    while not any(PAID.search(m) for m in logs.messages):
+                        await anyio.sleep(0.05)
+                chain.advance(chain.contracts.nft.functions.timeout().call() + 5)
+                with anyio.fail_after(60):
+                    while "result" not in outcome:
+                        await anyio.sleep(0.05)
+            return outcome["result"]
+
+        with hosted_server(config) as server:
+            result = anyio.run(scenario, server)
+        paid_usdc = agent.usdc()
+        token_id = result.payment_response.extra["tokenId"]
+        chain.deployment.send(account_key(20), chain.contracts.nft.functions.refund(token_id))  # anyone may send it
+        assert agent.usdc() == usdc_before
+    assert result.is_error and result.payment_response.success
+    assert text(result).startswith(f"paid: token {token_id} minted to {agent.account.address}")
+    assert f"refund({token_id})" in text(result) and "0.1 USDC" in text(result)
+    assert paid_usdc == usdc_before - 100_000
 
 
 def test_an_expired_authorization_is_refused_and_charges_nothing(stack, server):
