@@ -46,7 +46,7 @@ from genimnft.metadata import cid_of_digest
 STATIC = resources.files("genim_mcp") / "static"
 STATIC_TYPES = {"pay.js": "text/javascript", "pay.css": "text/css", "favicon.svg": "image/svg+xml"}
 TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
-FAILED_TOKEN = re.compile(r"\(token (\d+)\)")  # a failure that names the token its (mismatched) mint became
+TOKEN_NAMED = re.compile(r"\btoken (\d+)")  # the token a failure's (mismatched) mint or a notice's mint became
 MAX_TOKEN_ID = 2**63 - 1  # SQLite's INTEGER; the contract counts up from 1, so a larger id is no token of it
 QR_CACHE_SIZE = 256
 Handler = Callable[[Request], Awaitable[Response]]
@@ -248,7 +248,8 @@ class PayPage:
         prices, quote = facts.prices, self.provider.quote(order)
         wei = prices.wei[order.tier] if prices.wei is not None else None
         rate = prices.usd_per_eth()
-        failed_token = FAILED_TOKEN.search(order.failure or "")
+        failed_token = TOKEN_NAMED.search(order.failure or "")
+        notice_token = TOKEN_NAMED.search(order.notice or "")
         part = {
             "id": order.id,
             "tier": order.tier,
@@ -271,6 +272,9 @@ class PayPage:
             "state": order.state,
             "failure": order.failure,
             "failure_token_url": f"/token/{failed_token[1]}" if failed_token else None,
+            # A mint of exactly these terms that carried no proof of this payment: it pays no call.
+            "notice": order.notice,
+            "notice_token_url": f"/token/{notice_token[1]}" if notice_token else None,
             "renewed_by": f"/pay/{order.renewed_by}" if order.renewed_by else None,
             "mint_tx": order.mint_tx,
             "oracle_epoch": order.oracle_epoch,

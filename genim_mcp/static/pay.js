@@ -135,6 +135,14 @@ function renderOrder(order, stage) {
   }
   show("renewed", Boolean(order.renewed_by));
   if (order.renewed_by) link("renewed-link", order.renewed_by);
+  show("notice", Boolean(order.notice_token_url) && (stage === "awaiting" || stage === "expired"));
+  if (order.notice_token_url) {
+    const number = order.notice_token_url.split("/").pop();
+    text("notice-token", number);
+    text("notice-text", order.notice);
+    link("notice-token-link", order.notice_token_url);
+    text("notice-token-link", `See token ${number}`);
+  }
   show("failure", stage === "failed");
   if (stage === "failed") {
     text("failure-plain", order.failure_token_url

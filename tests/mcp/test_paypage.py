@@ -277,6 +277,33 @@ def test_a_mint_that_reverts_is_shown_as_reverted_not_as_waiting(quiet, server):
     assert "reverted" in seen["plain"] and "network fee" in seen["plain"] and "reverted" in seen["exact"], seen
 
 
+def test_a_mint_of_the_same_terms_without_the_id_is_shown_with_its_token(quiet, server):
+    """Someone's mint of exactly this payment's terms, without its id (a wallet that dropped the tag): it pays no
+    call, and the open page says so and links the token it became."""
+    contracts = quiet.contracts
+    data = mint_calldata(image_terms(0, "a green lamp", "1:1", "photorealistic"), contracts.oracle_epoch())
+    value = contracts.price_in_wei(0)  # whole gwei: no value offset names a payment
+
+    async def scenario() -> dict:
+        async with open_payments(server, "a green lamp") as [url], browser_page(audited=True) as page:
+            receipt = await anyio.to_thread.run_sync(lambda: send_tx(quiet, OUTSIDER, data, value))
+            token_id = contracts.nft.events.ImageRequested().process_receipt(receipt)[0]["args"]["tokenId"]
+            mine(quiet)
+            await page.goto(url)
+            await page.wait_for_selector("#notice:not([hidden])")
+            seen = {
+                "token": token_id,
+                "link": await page.get_attribute("#notice-token-link", "href"),
+                "step": await page.text_content("#steps li[aria-current=step]"),
+                "state": order_document(server, url)["order"]["state"],
+            }
+            await audit(page, "notice", SHOTS)
+        return seen
+
+    seen = anyio.run(scenario)
+    assert seen["link"] == f"/token/{seen['token']}" and seen["step"] == "Pay" and seen["state"] == "awaiting"
+
+
 def test_a_phone_without_a_wallet_sees_the_error_by_the_button_and_a_wallet_link(quiet, server):
     async def scenario() -> dict:
         async with open_payments(server, "a fox in snow") as [url], browser_page(width=390) as page:
