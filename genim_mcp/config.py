@@ -24,6 +24,11 @@ class FrontConfig(ChainSettings):
     payment_poll: float = Field(0.5, gt=0, description="seconds between paymcp's payment status checks")
     payment_ttl: float = Field(900.0, gt=0, le=900, description="seconds a payment link stays open")
     progress_every: float = Field(10.0, gt=0, description="seconds between progress notes while generating")
+    # Opening payments is rate-limited per client (hosted: per MCP session and per remote address); payments that
+    # ended unpaid (expired, failed, no token) are deleted `order_retention` seconds after their link ran out.
+    payments_per_minute_session: int = Field(6, ge=1, description="payments one MCP session may open per minute")
+    payments_per_minute_address: int = Field(30, ge=1, description="payments one remote address may open per minute")
+    order_retention: float = Field(7 * 86400.0, gt=0, description="seconds unpaid payments are kept after expiry")
     # What list_tiers and the tool descriptions promise per tier: the pixel budget the oracle is configured with.
     tier_sizes: tuple[str, str, str] = ("512x512", "1024x1024", "2048x2048")
     preview_max_px: int = Field(512, ge=64, description="longest side of the PNG preview in tool results")

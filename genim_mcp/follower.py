@@ -132,6 +132,8 @@ class Follower:
             seen_until = self._heads.popleft()[1]
         if seen_until is not None:
             self.store.expire_due(seen_until)
+            if purged := self.store.purge(seen_until - self.config.order_retention):
+                log.info("deleted %d unpaid payments older than %.0f s", purged, self.config.order_retention)
 
     def _scan(self, first: int, last: int) -> None:
         chain, span = self.chain, self.config.log_range

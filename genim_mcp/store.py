@@ -303,6 +303,16 @@ class Store:
         with self._transaction() as db:
             db.execute("UPDATE orders SET state = 'expired' WHERE state = 'awaiting' AND expires_at < ?", (seen_until,))
 
+    def purge(self, expired_before: float) -> int:
+        """Deletes payments that ended unpaid (expired or failed, no token) and whose link ran out before
+        `expired_before`; the rows of paid payments stay (they tie a token to its call)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM orders WHERE state IN ('expired', 'failed') AND token_id IS NULL AND expires_at < ?",
+                (expired_before,),
+            )
+        return cursor.rowcount
+
     def offset_in_use(self, offset: int) -> bool:
         with self._lock:
             row = self._db.execute(

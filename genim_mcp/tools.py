@@ -24,6 +24,7 @@ from genim_mcp.delivery import Delivery, Progress
 from genim_mcp.follower import ChainFacts, Follower
 from genim_mcp.pricing import max_value
 from genim_mcp.provider import MintPaymentProvider, PaymentUnavailable, current_order
+from genim_mcp.ratelimit import PaymentRateLimit
 from genim_mcp.store import CapExceeded, Order
 from genim_mcp.terms import STYLES, TIER_NAMES, AspectLabel, Style, TermsError, compose_prompt, image_terms
 from genim_mcp.units import eth_exact, usd_decimal
@@ -90,6 +91,7 @@ def register_tools(
 ) -> None:
     sizes = provider.config.tier_sizes
     in_flight: set[str] = set()  # the orders of calls running now
+    limit = PaymentRateLimit(provider.config.payments_per_minute_session, provider.config.payments_per_minute_address)
 
     def earlier_tokens() -> str:
         """Local mode: tokens this account paid for in earlier calls whose image no answer carried yet (the call
@@ -114,6 +116,8 @@ def register_tools(
                 terms = image_terms(tier, prompt, aspect_ratio, style)
                 if x402 is not None and (answer := await x402.answer(terms, ctx)) is not None:
                     return answer  # paid by x402, or its PaymentRequired (x402_front: which calls)
+                if (too_many := limit.admit(ctx)) is not None:
+                    raise PaymentUnavailable(too_many)
                 order = provider.open_order(terms)
             except (TermsError, CapExceeded, PaymentUnavailable) as exc:
                 raise ToolError(f"{exc}; nothing was paid") from None

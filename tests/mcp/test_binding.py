@@ -5,6 +5,7 @@ which token it became. Odd token ids get one plain line. Hosted mode over stream
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import anyio
 import pytest
@@ -239,3 +240,44 @@ def test_refusals_are_plain_and_end_alike_and_local_mode_says_it_pays_by_itself(
     first = progress.notes[0][1]
     assert "by itself" in first and "come back and confirm" not in first and "please pay" not in first, first
     assert "$0.10" in first and not paid.isError
+
+
+def test_opening_payments_is_rate_limited_per_session_and_address_and_unpaid_rows_are_purged(stack, tmp_path):
+    config = front_config(stack, tmp_path / "front.toml", payment_ttl=3, order_retention=1,
+                          payments_per_minute_session=2, payments_per_minute_address=3)  # fmt: skip
+    database = tmp_path / "front-state" / "front.sqlite3"
+
+    async def calls(server, count: int) -> list:
+        async with http_session(server) as session:
+            results: dict[int, object] = {}
+            async with anyio.create_task_group() as group:
+                for i in range(count):
+
+                    async def call(i=i):
+                        results[i] = await session.call_tool("generate_image_basic", {"prompt": f"loop {i}"},
+                                                             progress_callback=ProgressLog())  # fmt: skip
+
+                    group.start_soon(call)
+                    await anyio.sleep(0.3)
+            return [results[i] for i in range(count)]
+
+    async def scenario(server):
+        first = await calls(server, 3)  # a third payment from one MCP session within the minute
+        second = await calls(server, 2)  # another session from the same address: its fourth payment
+        with anyio.fail_after(20):
+            while sqlite3.connect(database).execute("SELECT count(*) FROM orders").fetchone()[0]:
+                await anyio.sleep(0.2)
+        return first, second
+
+    with hosted_server(config) as server:
+        first, second = anyio.run(scenario, server)
+    texts = [result.content[0].text for result in first + second]
+    assert all(result.isError for result in first + second), texts
+    assert [("from this MCP session" in t, "from this address" in t) for t in texts] == [
+        (False, False),
+        (False, False),
+        (True, False),
+        (False, False),
+        (False, True),
+    ], texts
+    assert texts[2].endswith("nothing was paid") and "at most 2 a minute" in texts[2]
