@@ -107,6 +107,8 @@ class X402Front:
             payment, auth = await self._verified(terms, amount, raw)
         except (PaymentRefused, AlreadyPresented) as exc:
             return self._refused(terms, amount, f"not paid: {exc}")
+        except (Web3Exception, httpx.HTTPError, OSError) as exc:
+            return self._refused(terms, amount, f"not paid: the chain did not answer ({exc}); nothing was sent")
         try:
             settled = await _in_thread(lambda: self.relayer.settle(payment, terms, auth))
         except NotSettled as exc:
