@@ -178,8 +178,8 @@ class Relayer:
 
     def _out_of_gas(self, payment: Payment, balance: int, needed: int) -> None:
         message = (
-            f"the seller's relayer {self.address} has {Web3.from_wei(balance, 'ether')} ETH and the mint needs up to "
-            f"{Web3.from_wei(needed, 'ether')} ETH of gas"
+            f"the seller's relayer {self.address} has {Web3.from_wei(balance, 'ether'):f} ETH and the mint needs up "
+            f"to {Web3.from_wei(needed, 'ether'):f} ETH of gas"
         )
         log.error("x402 relayer out of gas money: %s", message)
         self.ledger.unused(payment, message)

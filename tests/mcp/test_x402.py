@@ -216,7 +216,7 @@ def test_a_relayer_out_of_gas_money_leaves_the_authorization_unused(stack, tmp_p
         log = server.log.read_text()
     error = error_of(refused)
     assert refused.is_error and "\n" not in error
-    assert f"relayer {relayer} has 1E-9 ETH" in error and "stays unused and nothing was charged" in error
+    assert f"relayer {relayer} has 0.000000001 ETH" in error and "stays unused and nothing was charged" in error
     assert refused.payment_response.success is False and refused.payment_response.error_reason == "insufficient_funds"
     assert usdc == usdc_before and not used
     assert len([line for line in log.splitlines() if "relayer out of gas money" in line]) == 1

@@ -199,7 +199,7 @@ def test_a_relayer_without_gas_money_leaves_the_authorization_unused(market, sta
     funds = stack.w3.eth.get_balance(market.relayer.address)
     node_call(stack, "anvil_setBalance", market.relayer.address, hex(10**9))
     before = usdc_balance(stack, buyer.address)
-    with pytest.raises(NotSettled, match=r"relayer .* has 1E-9 ETH and the mint needs up to") as broke:
+    with pytest.raises(NotSettled, match=r"relayer .* has 0.000000001 ETH and the mint needs up to") as broke:
         market.relayer.settle(payment, BASIC, auth)
     assert "\n" not in str(broke.value) and "stays unused and nothing was charged" in str(broke.value)
     assert not authorization_used(stack, auth) and usdc_balance(stack, buyer.address) == before
