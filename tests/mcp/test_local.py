@@ -25,7 +25,7 @@ def test_local_mode_pays_and_returns_the_image(stack, tmp_path):
         async with stdio_session(config) as session:
             tools = {tool.name for tool in (await session.list_tools()).tools}
             assert tools == {"generate_image_basic", "generate_image_premium", "generate_image_ultra", "list_tiers",
-                             "get_image", "refund_status"}  # fmt: skip
+                             "get_image", "refund_status", "my_tokens"}  # fmt: skip
             tiers = json_content(await session.call_tool("list_tiers", {}))
             progress = ProgressLog()
             result = await session.call_tool(
