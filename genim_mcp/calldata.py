@@ -5,8 +5,8 @@ reverts with OracleSetChanged when the owner authorised another oracle since, so
 set they were not shown. A payment's id (16 random bytes) is appended after the ABI-encoded arguments: the ABI
 decoder ignores trailing bytes, so the contract sees an ordinary mint, and the follower reads the id back from
 the transaction's input. Phone wallets paying through the EIP-681 URI cannot append it: that link's value carries
-the id instead, as a per-payment offset below one gwei (prices are whole gwei, so the contract returns the offset
-as part of the excess, and `msg.value - escrow` modulo one gwei names the payment).
+the id instead, a per-payment offset below one gwei in place of the margin's last gwei (prices are whole gwei, so
+the contract returns the offset with the excess, and `msg.value - escrow` modulo one gwei names the payment).
 """
 
 from __future__ import annotations
@@ -34,18 +34,18 @@ class MintQuote:
     terms: ImageTerms
     oracle_epoch: int
     value_wei: int
-    offset_wei: int = 0  # the payment's value offset, which the EIP-681 link (no calldata tag) sends on top
+    link_value_wei: int | None = None  # what the EIP-681 link (no calldata tag) sends: value with the payment's offset
 
     def calldata(self, tag: bytes | None = None) -> bytes:
         return mint_calldata(self.terms, self.oracle_epoch, tag)
 
     def eip681(self, contract: str, chain_id: int) -> str:
         """`ethereum:<contract>@<chain>/mint?string=..&uint8=<tier>&uint8=<aspect>&uint256=<epoch>&value=<wei>`, the
-        value carrying the payment's offset."""
+        value carrying the payment's offset when it has one."""
         prompt = quote(self.terms.prompt, safe="")
         return (
             f"ethereum:{contract}@{chain_id}/mint?string={prompt}&uint8={self.terms.tier}"
-            f"&uint8={int(self.terms.aspect)}&uint256={self.oracle_epoch}&value={self.value_wei + self.offset_wei}"
+            f"&uint8={int(self.terms.aspect)}&uint256={self.oracle_epoch}&value={self.link_value_wei or self.value_wei}"
         )
 
 

@@ -28,6 +28,14 @@ from genim_mcp.wallet import LocalWallet
 current_order: ContextVar[Order] = ContextVar("genim_current_order")
 
 
+def link_value(value: int, price_wei: int, order: Order) -> int:
+    """The EIP-681 link's value: the payment's offset (under one gwei) takes the place of the margin's last gwei,
+    so the link never sends more than `value`; with a margin of a gwei or less it goes on top instead."""
+    if value - price_wei > GWEI:
+        return value - GWEI + order.value_offset
+    return value + order.value_offset
+
+
 class PaymentUnavailable(RuntimeError):
     """The contract cannot take this payment now (tier off sale, ETH/USD feed unusable); nothing was paid."""
 
@@ -94,7 +102,7 @@ class MintPaymentProvider(BasePaymentProvider):
         if wei is None:
             return None
         value = max_value(wei[order.tier], self.config.price_margin_bps)
-        return MintQuote(order_terms(order), order.oracle_epoch, value, order.value_offset)
+        return MintQuote(order_terms(order), order.oracle_epoch, value, link_value(value, wei[order.tier], order))
 
     def create_payment(self, amount: float, currency: str, description: str) -> tuple[str, str]:
         try:

@@ -74,10 +74,11 @@ def test_only_a_provable_mint_settles_a_call(stack, tmp_path):
         outcome, logs, stranger, phone, value, plain, a_doc = anyio.run(scenario, server)
     stranger_token = stack.contracts.nft.events.ImageRequested().process_receipt(stranger)[0]["args"]["tokenId"]
     phone_event = stack.contracts.nft.events.ImageRequested().process_receipt(phone)[0]["args"]
-    # The link's value carries the payment's offset under one gwei, well inside the margin; the contract charged
-    # the escrow and returned the rest, so msg.value - escrow names the payment.
-    assert 0 < value - plain < GWEI and value - plain < plain - stack.contracts.price_in_wei(0)
-    assert (value - phone_event["escrow"]) % GWEI == value - plain
+    # The link's value carries the payment's offset under one gwei in place of the margin's last gwei (never more
+    # than the page's mint sends); the contract charged the escrow and returned the rest, so msg.value - escrow
+    # names the payment.
+    assert plain - GWEI < value < plain and value > stack.contracts.price_in_wei(0)
+    assert (value - phone_event["escrow"]) % GWEI == value - (plain - GWEI)
     assert not outcome["B"].isError, outcome["B"].content[0].text
     assert json_content(outcome["B"])["token_id"] == phone_event["tokenId"]
     # A paid nothing: its call ends unpaid, but is told a mint of its terms arrived, and which token it became.

@@ -130,9 +130,9 @@ def test_prices_shown_are_the_contracts_and_follow_it(project, ipfs, tmp_path):
     assert value == max_value(wei_before, MARGIN_BPS) and wei_before < value <= wei_before * 1.02 + 10**9
     function, args = Web3().eth.contract(abi=ABI).decode_function_input(data)
     assert function.fn_name == "mint" and args["expectedEpoch"] == order["oracle_epoch"] == 1
-    # The EIP-681 link (no calldata tag) sends the same plus this payment's offset, under one gwei.
+    # The EIP-681 link (no calldata tag) carries this payment's offset in the margin's last gwei: never more.
     link_value = int(re.fullmatch(r".*&uint256=1&value=(\d+)", order["eip681"])[1])
-    assert 0 < link_value - value < 10**9
+    assert value - 10**9 < link_value < value
 
     # setPrice and a new rate: both show at once, and the page's mint sends the new price plus the margin.
     assert wei_after == 100_000 * 10**9 and after["tiers"][0]["price"] == "$0.25 (0.0001 ETH at $2,500/ETH)"
