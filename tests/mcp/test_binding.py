@@ -120,24 +120,49 @@ def test_a_mint_confirmed_after_the_link_expired_still_settles_its_payment(stack
 
 
 def test_a_mint_whose_broadcast_answer_was_lost_is_paid_and_counted_against_the_caps(stack, tmp_path):
-    """The node takes the local wallet's mint but its answer is lost: the payment is unknown (not failed), the
-    hash recorded before the broadcast resolves it, the call returns the token, and the per-day cap counts it."""
+    """The node takes the local wallet's mint but its answer is lost: the payment is unknown (not failed) and the
+    per-day cap counts it while it is (a second call is refused); once the node shows the hash recorded before the
+    broadcast, the call returns the token of that very mint."""
     one_mint = max_value(stack.contracts.price_in_wei(0), MARGIN_BPS)
+    database = tmp_path / "front-state" / "front.sqlite3"
 
-    async def scenario(rpc_url):
-        config = front_config(stack, tmp_path / "front.toml", rpc_uri=rpc_url, account=f"TEST::{LOCAL_PAYER}",
+    def states() -> list[str]:
+        if not database.exists():
+            return []
+        return [state for (state,) in sqlite3.connect(database).execute("SELECT state FROM orders")]
+
+    async def scenario(rpc):
+        config = front_config(stack, tmp_path / "front.toml", rpc_uri=rpc.url, account=f"TEST::{LOCAL_PAYER}",
                               max_wei_per_day=one_mint * 3 // 2)  # fmt: skip
-        async with stdio_session(config) as session:
-            first = await session.call_tool("generate_image_basic", {"prompt": "a flaky node"})
-            second = await session.call_tool("generate_image_basic", {"prompt": "a second flaky node"})
-        return first, second
+        outcome = {}
+        async with stdio_session(config) as session, anyio.create_task_group() as group:
+
+            async def first():
+                outcome["first"] = await session.call_tool("generate_image_basic", {"prompt": "a flaky node"})
+
+            group.start_soon(first)
+            with anyio.fail_after(30):
+                while states() != ["unknown"]:
+                    await anyio.sleep(0.1)
+            outcome["second"] = await session.call_tool("generate_image_basic", {"prompt": "a second flaky node"})
+            outcome["while_unknown"] = states()
+            rpc.hide_lost = False  # the node shows the mint now; mine it
+            stack.rpc("evm_setAutomine", True)
+            stack.rpc("evm_mine")
+        return outcome
 
     with lossy_rpc(stack.url) as rpc:
-        first, second = anyio.run(scenario, rpc.url)
-    assert not first.isError, first.content[0].text
-    receipt = json_content(first)
-    assert rpc.lost == [receipt["mint_tx"]]  # the very mint whose answer was lost
+        rpc.hide_lost = True  # the load balancer's node has not seen it
+        stack.rpc("evm_setAutomine", False)  # nor has it been mined: the payment stays unknown
+        try:
+            outcome = anyio.run(scenario, rpc)
+        finally:
+            stack.rpc("evm_setAutomine", True)
+    first, second = outcome["first"], outcome["second"]
     assert second.isError and "per-day cap" in second.content[0].text, second.content[0].text
+    assert outcome["while_unknown"] == ["unknown"]  # refused before any row: only the first payment exists
+    assert not first.isError, first.content[0].text
+    assert rpc.lost == [json_content(first)["mint_tx"]]  # the very mint whose answer was lost
     assert nonce(stack, LOCAL_PAYER) == 1
 
 
