@@ -35,6 +35,7 @@ PHONE = 13  # the buyer, paying with the EIP-681 link in a phone wallet
 LATE = 14  # confirms in the wallet after the link ran out
 LOCAL_PAYER = 16  # local mode, behind an RPC that loses the answer to its mint's broadcast
 CANCELLER = 17  # local mode: cancels the call right after it paid
+UNCONFIRMED = 19  # mints just before the link runs out, on a chain that waits for confirmations
 
 
 def test_only_a_provable_mint_settles_a_call(stack, tmp_path):
@@ -117,6 +118,39 @@ def test_a_mint_confirmed_after_the_link_expired_still_settles_its_payment(stack
     token_id = stack.contracts.nft.events.ImageRequested().process_receipt(receipt)[0]["args"]["tokenId"]
     assert document["order"]["mint_tx"] == receipt["transactionHash"].to_0x_hex()
     assert document["token"]["token_id"] == token_id, document
+
+
+def test_a_link_does_not_expire_while_its_mint_waits_for_confirmations(stack, tmp_path):
+    """The mint is in a block before the link runs out, but not yet confirmed: the payment stays open (no "nothing
+    was charged") until the follower has scanned past it, then the call is paid and returns the image."""
+    config = front_config(stack, tmp_path / "front.toml", payment_ttl=3, confirmations=2)
+
+    async def scenario(server):
+        progress, outcome = ProgressLog(), {}
+        async with http_session(server) as session, anyio.create_task_group() as group:
+
+            async def call():
+                outcome["result"] = await session.call_tool("generate_image_basic", {"prompt": "an unconfirmed mint"},
+                                                            progress_callback=progress)  # fmt: skip
+
+            group.start_soon(call)
+            [url] = await payment_urls(progress)
+            mint = order_document(server, url)["order"]["mint"]
+            receipt = await anyio.to_thread.run_sync(
+                lambda: send_tx(stack, UNCONFIRMED, bytes.fromhex(mint["data"][2:]), int(mint["value"], 16))
+            )
+            await anyio.sleep(4.5)  # past the link's 3 s
+            outcome["state_past_ttl"] = order_document(server, url)["order"]["state"]
+            for _ in range(3):
+                stack.rpc("evm_mine")
+        return outcome, receipt
+
+    with hosted_server(config) as server:
+        outcome, receipt = anyio.run(scenario, server)
+    assert outcome["state_past_ttl"] == "awaiting"
+    result = outcome["result"]
+    assert not result.isError, result.content[0].text
+    assert json_content(result)["mint_tx"] == receipt["transactionHash"].to_0x_hex()
 
 
 def test_a_mint_whose_broadcast_answer_was_lost_is_paid_and_counted_against_the_caps(stack, tmp_path):
