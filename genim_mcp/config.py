@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -42,11 +43,16 @@ class FrontConfig(ChainSettings):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0)
     public_url: str | None = None
-    # Local mode: the buyer's own account pays, under caps on the escrow sent (gas is extra).
+    # Local mode: the buyer's own account pays, under caps on the escrow sent (gas is extra). `local_rail` is what
+    # it pays with: "eth", its own mint (caps in wei), or "usdc", an x402 authorization it signs for exactly the
+    # dollar price, settled by mintWithAuthorization from `relayer` or, unset, from the account itself (caps in USD).
     account: str | None = None
     passphrase_env: str = "GENIM_PASSPHRASE"
+    local_rail: Literal["eth", "usdc"] = "eth"
     max_wei_per_call: int = Field(0, ge=0)
     max_wei_per_day: int = Field(0, ge=0, description="per UTC day")
+    max_usd_per_call: Decimal = Field(Decimal(0), ge=0, decimal_places=6, description="local_rail = usdc")
+    max_usd_per_day: Decimal = Field(Decimal(0), ge=0, decimal_places=6, description="per UTC day, local_rail = usdc")
     # x402: agents pay USDC by an EIP-3009 authorization that this server settles itself, sending
     # mintWithAuthorization from `relayer` (an `ape accounts` alias, TEST::n locally), which pays only the gas and
     # should hold only gas money. Unset in hosted mode: no x402. The window is the offer's maxTimeoutSeconds.
@@ -58,8 +64,12 @@ class FrontConfig(ChainSettings):
     def _complete(self) -> FrontConfig:
         if self.mode == "local" and not self.account:
             raise ValueError("local mode pays from `account` (an `ape accounts` alias, or TEST::n on local chains)")
-        if self.mode == "local" and (self.max_wei_per_call == 0 or self.max_wei_per_day == 0):
+        if self.mode != "local":
+            return self
+        if self.local_rail == "eth" and (self.max_wei_per_call == 0 or self.max_wei_per_day == 0):
             raise ValueError("local mode needs spending caps: set `max_wei_per_call` and `max_wei_per_day`")
+        if self.local_rail == "usdc" and (self.max_usd_per_call == 0 or self.max_usd_per_day == 0):
+            raise ValueError("local mode on USDC needs spending caps: set `max_usd_per_call` and `max_usd_per_day`")
         return self
 
     def base_url(self) -> str:

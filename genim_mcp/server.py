@@ -38,10 +38,14 @@ INSTRUCTIONS = (
     "the token's escrow) and return the image; get_image(token_id) fetches it again later; refund_status(token_id) "
     "says whether and how an image that never came can be refunded."
 )
-LOCAL_INSTRUCTIONS = (
-    " This server runs in local mode: a priced call pays by itself from the configured account, up to its caps; "
-    "my_tokens lists that account's tokens."
-)
+
+
+def local_instructions(rail: str) -> str:
+    asset = "USDC (an x402 authorization it signs)" if rail == "usdc" else "ETH (its own mint)"
+    return (
+        f" This server runs in local mode: a priced call pays by itself from the configured account in {asset}, up "
+        "to its caps; my_tokens lists that account's tokens."
+    )
 
 
 @dataclass
@@ -114,7 +118,7 @@ def build(config: FrontConfig) -> Front:
     ipfs = IpfsClient(config.ipfs_api)
     server = PlainRefusals(
         "genimnft",
-        instructions=INSTRUCTIONS + (LOCAL_INSTRUCTIONS if config.mode == "local" else ""),
+        instructions=INSTRUCTIONS + (local_instructions(config.local_rail) if config.mode == "local" else ""),
         host=config.host,
         port=config.port,
         log_level="WARNING",

@@ -176,7 +176,8 @@ def register_tools(
         tool = _priced_tool(tier, delivery)
         # paymcp's own price tag (its payment message, the tool's meta): the dollar price at start-up.
         paid = price(float(usd_decimal(follower.facts.prices.usd[tier])), "USD")(tool)
-        description = _describe(tier, sizes[tier], local=provider.wallet is not None)
+        local = provider.config.local_rail if provider.wallet is not None else None
+        description = _describe(tier, sizes[tier], local)
         paymcp.mcp.tool(name=f"generate_image_{name}", description=description)(paid)
 
     @server.tool()
@@ -295,21 +296,27 @@ def _priced_tool(tier: int, delivery: Delivery) -> PaidTool:
     return generate
 
 
-def _describe(tier: int, size: str, local: bool) -> str:
-    """No figures that go stale (prices, the rate, the deadline): list_tiers has them live."""
-    spends = (
-        "Local mode: calling this tool spends the configured account's ETH at once, by itself (no confirmation), "
-        "up to the per-call and per-day caps. "
-        if local
-        else ""
+def _describe(tier: int, size: str, local_rail: str | None) -> str:
+    """No figures that go stale (prices, the rate, the deadline): list_tiers has them live. `local_rail`: local
+    mode's asset ("eth" or "usdc"), None in hosted mode."""
+    spends = {
+        "eth": "Local mode: calling this tool spends the configured account's ETH at once, by itself (no "
+        "confirmation), up to the per-call and per-day caps. ",
+        "usdc": "Local mode: calling this tool spends the configured account's USDC at once, by itself (no "
+        "confirmation): an x402 authorization for exactly the dollar price, up to the per-call and per-day caps in "
+        "US dollars. ",
+    }.get(local_rail or "", "")
+    paid_in = (
+        "paid in USDC (exactly the dollar price) into the token's escrow"
+        if local_rail == "usdc"
+        else "paid in ETH at Chainlink's ETH/USD rate as your own mint into the token's escrow"
     )
     return spends + (
         f"Generate one {TIER_NAMES[tier]} image ({size} pixel budget in the chosen aspect ratio) as a GenImNFT "
-        "token. Price: the tier's US dollar price, paid in ETH at Chainlink's ETH/USD rate as your own mint into the "
-        "token's escrow; call list_tiers for the live price and deadline. The oracle is paid only when the image is "
-        "set; otherwise the holder can refund after the deadline. prompt: 1..1000 bytes of UTF-8 on-chain, where "
-        f"the on-chain prompt is '{compose_prompt('<prompt>', '<style>')}'. Returns the token, its IPFS links and "
-        "the PNG."
+        f"token. Price: the tier's US dollar price, {paid_in}; call list_tiers for the live price and deadline. The "
+        "oracle is paid only when the image is set; otherwise the holder can refund after the deadline. prompt: "
+        f"1..1000 bytes of UTF-8 on-chain, where the on-chain prompt is '{compose_prompt('<prompt>', '<style>')}'. "
+        "Returns the token, its IPFS links and the PNG."
     )
 
 

@@ -4,7 +4,9 @@ Which calls take this path: x402 gives a client no way to say it speaks x402 bef
 capability for it. So a call that carries `_meta["x402/payment"]` is paid by x402; a call without one gets the
 x402 `PaymentRequired` answer when it carries no progress token (an agent's SDK, which retries with a payment),
 and today's mint-as-payment flow when it does (a client that shows progress, where a person can follow the
-link). Local mode's own account pays every call without a payment, as before.
+link). In local mode the configured account pays every call without a payment: by its own ETH mint (today's
+flow) with `local_rail = "eth"`, or with `local_rail = "usdc"` by an x402 authorization it signs itself
+(x402_local), which then takes the same path as an agent's.
 
 A paid call runs in this order, as a facilitator of its own (no third party is contacted): verify the payment
 (x402_verify), bind it to this call (x402_ledger), settle it by minting (x402_settle), wait for the image
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import anyio
@@ -35,9 +38,18 @@ from genim_mcp.config import FrontConfig
 from genim_mcp.delivery import Delivery, Progress
 from genim_mcp.store import Store
 from genim_mcp.terms import ImageTerms
+from genim_mcp.units import usd_text
 from genim_mcp.x402_ledger import AlreadyPresented, Ledger, Payment
+from genim_mcp.x402_local import OwnUsdcPayer
 from genim_mcp.x402_settle import NotSettled, Relayer, Settled
-from genim_mcp.x402_terms import UsdcRail, offer_text, payment_required, payment_required_result, with_settlement
+from genim_mcp.x402_terms import (
+    USDC_DECIMALS,
+    UsdcRail,
+    offer_text,
+    payment_required,
+    payment_required_result,
+    with_settlement,
+)
 from genim_mcp.x402_verify import (
     Authorization,
     ChainReader,
@@ -49,6 +61,7 @@ from genim_mcp.x402_verify import (
 )
 from genimnft.accounts import load_account
 from genimnft.contract import Chain
+from genimnft.settings import ConfigError
 
 log = logging.getLogger("genim.mcp.x402")
 INDEX_WAIT = 120.0  # seconds a settled token may take to reach the follower's index (its confirmations)
@@ -59,9 +72,13 @@ def build_x402(
     config: FrontConfig, chain: Chain, store: Store, delivery: Delivery, account: LocalAccount | None
 ) -> X402Front | None:
     """The x402 path, if this deployment has a USDC rail and there is a relayer: the configured one, or in local
-    mode the buyer's own account (it pays its own gas there). Settlements sent before a restart are reconciled."""
+    mode the buyer's own account (it pays its own gas there). Settlements sent before a restart are reconciled.
+    Local mode with `local_rail = "usdc"` pays its own calls through it (x402_local), and needs it."""
+    own_usdc = config.mode == "local" and config.local_rail == "usdc"
     usdc = chain.contract.functions.usdc().call()
     if int(usdc, 16) == 0:
+        if own_usdc:
+            raise ConfigError(f'local_rail = "usdc", but the contract {chain.address} has no USDC rail')
         log.info("the contract has no USDC rail: x402 is off")
         return None
     relayer = load_account(config.relayer, config.relayer_passphrase_env) if config.relayer else account
@@ -75,12 +92,27 @@ def build_x402(
     settler = Relayer(chain, rail, relayer, ledger, config.poll_interval)
     settler.reconcile()
     log.info("x402: %s USDC %s to %s, relayer %s", rail.network, rail.usdc, rail.contract, relayer.address)
-    return X402Front(rail, settler, ledger, store, delivery, ask_unpaid=config.mode == "hosted")
+    own = None
+    if own_usdc:
+        assert account is not None
+        own = OwnUsdcPayer(account, _usdc_units(config.max_usd_per_call), _usdc_units(config.max_usd_per_day))
+    return X402Front(rail, settler, ledger, store, delivery, ask_unpaid=config.mode == "hosted", own=own)
+
+
+def _usdc_units(dollars: Decimal) -> int:
+    return int(dollars * 10**USDC_DECIMALS)
 
 
 class X402Front:
     def __init__(
-        self, rail: UsdcRail, relayer: Relayer, ledger: Ledger, store: Store, delivery: Delivery, ask_unpaid: bool
+        self,
+        rail: UsdcRail,
+        relayer: Relayer,
+        ledger: Ledger,
+        store: Store,
+        delivery: Delivery,
+        ask_unpaid: bool,
+        own: OwnUsdcPayer | None = None,
     ) -> None:
         self.rail = rail
         self.relayer = relayer
@@ -89,6 +121,7 @@ class X402Front:
         self.delivery = delivery
         self.reader = ChainReader(relayer.w3)
         self.ask_unpaid = ask_unpaid  # hosted mode: calls without payment nor progress token get PaymentRequired
+        self.own = own  # local mode on USDC: the configured account pays every call without a payment
 
     async def answer(self, terms: ImageTerms, ctx: Context | None) -> CallToolResult | None:
         """This call's answer if it takes the x402 path (see the module's doc); None for today's flow."""
@@ -96,6 +129,8 @@ class X402Front:
         payment = meta.get(MCP_PAYMENT_META_KEY)
         if payment is not None:
             return await self.paid(terms, payment, ctx)
+        if self.own is not None:
+            return await self.pay_own(terms, self.own, ctx)
         if not self.ask_unpaid or meta.get("progressToken") is not None:
             return None
         amount = await self._price(terms.tier)
@@ -103,8 +138,42 @@ class X402Front:
 
     async def paid(self, terms: ImageTerms, raw: object, ctx: Context | None) -> CallToolResult:
         amount = await self._price(terms.tier)
+        return await self._settle(terms, amount, lambda: self._verified(terms, amount, raw), ctx)
+
+    async def pay_own(self, terms: ImageTerms, own: OwnUsdcPayer, ctx: Context | None) -> CallToolResult:
+        """The configured account pays this call in USDC: caps checked (CapExceeded: nothing signed), then it
+        signs this call's offer and the payment goes the way of any agent's."""
+        amount = await self._price(terms.tier)
+
+        async def signed_and_verified() -> tuple[Payment, Authorization]:
+            async with own.lock:  # until claimed: the day's count includes every payment that passed its check
+                own.check_caps(self.ledger, amount)
+                if ctx is not None:
+                    await ctx.info(
+                        f"paying {usd_text(amount)} in USDC from the configured account {own.address}: an x402 "
+                        f"authorization to the GenImNFT contract {self.rail.contract}, settled by "
+                        f"{self._gas_payer(own)}"
+                    )
+                offer = payment_required(self.rail, terms, amount, offer_text(self.rail, terms, amount))
+                raw = await _in_thread(lambda: own.sign(offer))
+                return await self._verified(terms, amount, raw)
+
+        return await self._settle(terms, amount, signed_and_verified, ctx)
+
+    def _gas_payer(self, own: OwnUsdcPayer) -> str:
+        if self.relayer.address == own.address:
+            return "that account itself, which spends ETH only on the gas"
+        return f"the relayer {self.relayer.address}, which pays the gas: the account spends no ETH"
+
+    async def _settle(
+        self,
+        terms: ImageTerms,
+        amount: int,
+        verify: Callable[[], Awaitable[tuple[Payment, Authorization]]],
+        ctx: Context | None,
+    ) -> CallToolResult:
         try:
-            payment, auth = await self._verified(terms, amount, raw)
+            payment, auth = await verify()
         except (PaymentRefused, AlreadyPresented) as exc:
             return self._refused(terms, amount, f"not paid: {exc}")
         except (Web3Exception, httpx.HTTPError, OSError) as exc:

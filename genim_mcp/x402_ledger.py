@@ -155,6 +155,17 @@ class Ledger:
     def expired(self, payment: Payment, reason: str) -> None:
         self._set(payment, ("sent",), "state = 'expired', reason = ?", (reason,))
 
+    def spent(self, payer: str, since: float) -> int:
+        """USDC units `payer` paid or may have paid by payments claimed since `since`: settled, and those whose
+        outcome is not known yet (claimed, sent), as local mode's caps count them; not those that charged nothing."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT amount FROM x402_payments WHERE payer = ? AND created_at >= ?"
+                " AND state IN ('claimed', 'sent', 'settled')",
+                (payer.lower(), since),
+            ).fetchall()
+        return sum(int(amount) for (amount,) in rows)
+
     def in_flight(self) -> list[Payment]:
         """Payments whose transaction was sent and whose outcome is not recorded (after a restart)."""
         with self._lock:
