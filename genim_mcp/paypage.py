@@ -29,7 +29,9 @@ import qrcode.exceptions
 import qrcode.image.svg
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
 
 from genim_mcp.calldata import refund_calldata
 from genim_mcp.config import FrontConfig
@@ -78,6 +80,7 @@ class PayPage:
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/pay/{order_id}", self.order_page),
             ("GET", "/token/{token_id:int}", self.token_page),
+            ("GET", "/tx/{tx_hash}", self.mint_lookup),
             ("GET", "/api/orders/{order_id}", self.order_status),
             ("POST", "/api/orders/{order_id}/mint", self.mint_sent),
             ("GET", "/api/tokens/{token_id:int}", self.token_status),
@@ -116,6 +119,31 @@ class PayPage:
             f'<a href="/api/tokens/{token_id}">/api/tokens/{token_id}</a>.</p>'
         )
         return self._page({"status_url": f"/api/tokens/{token_id}", "qr_url": None}, noscript)
+
+    async def mint_lookup(self, request: Request) -> Response:
+        """`/tx/<mint transaction hash>`: the token that transaction minted, for a buyer who has only the hash (the
+        call ended before it said "paid: token N"): from the index, else from the receipt on the chain."""
+        tx_hash = request.path_params["tx_hash"]
+        if not TX_HASH.fullmatch(tx_hash):
+            return not_found_page("No such transaction", "That is not a transaction hash (0x and 64 hex digits).")
+        token = self.store.token_of_mint(tx_hash)
+        token_id = token.token_id if token is not None else await anyio.to_thread.run_sync(self._minted_by, tx_hash)
+        if token_id is None:
+            return not_found_page(
+                "No token for this transaction",
+                "That transaction minted no token here: it may not be mined yet, it may have been refused, or it "
+                "may not be a payment to this contract. Nothing was charged for a refused one but its network fee.",
+            )
+        return RedirectResponse(f"/token/{token_id}", status_code=303, headers=SECURITY_HEADERS)
+
+    def _minted_by(self, tx_hash: str) -> int | None:
+        chain = self.follower.chain
+        try:
+            receipt = chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        events = chain.contract.events.ImageRequested().process_receipt(receipt, errors=DISCARD)
+        return events[0]["args"]["tokenId"] if events else None
 
     def _page(self, boot: dict, noscript: str) -> Response:
         template = (STATIC / "pay.html").read_text()

@@ -379,7 +379,7 @@ def test_routes_check_the_host_and_a_token_hides_its_payment_id(quiet, server):
     contracts = quiet.contracts
     terms = image_terms(0, "a green kettle", "1:1", "photorealistic")
 
-    async def scenario() -> tuple[str, int]:
+    async def scenario() -> tuple[str, int, str]:
         async with open_payments(server, "a green kettle") as [url]:
             tag = bytes.fromhex(url.rsplit("/", 1)[1])
             data, value = (
@@ -391,9 +391,10 @@ def test_routes_check_the_host_and_a_token_hides_its_payment_id(quiet, server):
             with anyio.fail_after(30):
                 while order_document(server, url)["order"]["state"] != "paid":
                     await anyio.sleep(0.1)
-        return url, contracts.nft.events.ImageRequested().process_receipt(receipt)[0]["args"]["tokenId"]
+        minted = contracts.nft.events.ImageRequested().process_receipt(receipt)[0]["args"]["tokenId"]
+        return url, minted, receipt["transactionHash"].to_0x_hex()
 
-    url, token_id = anyio.run(scenario)
+    url, token_id, receipt_hash = anyio.run(scenario)
     order_id = url.rsplit("/", 1)[1]
     with httpx.Client(base_url=server.url, timeout=10) as client:
         public = client.get(f"/api/tokens/{token_id}")
@@ -403,6 +404,12 @@ def test_routes_check_the_host_and_a_token_hides_its_payment_id(quiet, server):
         }
         mint_report = client.post(f"/api/orders/{order_id}/mint", json={"tx": "0x" + "1" * 64},
                                   headers={"Origin": "http://genim.attacker.example"})  # fmt: skip
+        # A buyer who kept only the mint's hash finds the token's page by it; other hashes find nothing.
+        by_hash = client.get(f"/tx/{receipt_hash}")
+        unknown, malformed = client.get("/tx/0x" + "2" * 64), client.get("/tx/0x1234")
+    assert by_hash.status_code == 303 and by_hash.headers["location"] == f"/token/{token_id}"
+    assert (unknown.status_code, malformed.status_code) == (404, 404)
+    assert "minted no token here" in unknown.text and "not a transaction hash" in malformed.text
     assert public.status_code == 200 and public.json()["order"]["prompt"] == "a green kettle, photorealistic style"
     assert order_id not in public.text and "mint" not in public.json()["order"]
     assert set(rebound.values()) == {421}, rebound
