@@ -17,8 +17,7 @@ import anyio
 from mcp.server.fastmcp import Context
 from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
-from web3.exceptions import ContractLogicError, TransactionNotFound
-from web3.logs import DISCARD
+from web3.exceptions import ContractLogicError
 
 from genim_mcp.config import FrontConfig
 from genim_mcp.follower import Follower
@@ -128,20 +127,13 @@ class Delivery:
         if token is not None:
             return token.token_id
 
-        def read() -> list:
-            try:
-                receipt = self.chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
-                return []
-            return list(self.chain.contract.events.ImageRequested().process_receipt(receipt, errors=DISCARD))
-
-        events = await _in_thread(read)
-        if not events:
+        minted = await _in_thread(lambda: self.chain.minted_by(tx_hash))
+        if minted is None:
             raise ToolError(
                 f"transaction {tx_hash} minted no token of contract {self.chain.address} (not mined yet, reverted, "
                 "or not a mint); nothing was paid"
             )
-        return events[0]["args"]["tokenId"]
+        return minted
 
     async def get_image(self, token_id: int) -> CallToolResult:
         self.check_token_id(token_id)

@@ -30,8 +30,6 @@ import qrcode.image.svg
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from web3.exceptions import TransactionNotFound
-from web3.logs import DISCARD
 
 from genim_mcp.calldata import refund_calldata
 from genim_mcp.config import FrontConfig
@@ -127,7 +125,8 @@ class PayPage:
         if not TX_HASH.fullmatch(tx_hash):
             return not_found_page("No such transaction", "That is not a transaction hash (0x and 64 hex digits).")
         token = self.store.token_of_mint(tx_hash)
-        token_id = token.token_id if token is not None else await anyio.to_thread.run_sync(self._minted_by, tx_hash)
+        chain = self.follower.chain
+        token_id = token.token_id if token is not None else await anyio.to_thread.run_sync(chain.minted_by, tx_hash)
         if token_id is None:
             return not_found_page(
                 "No token for this transaction",
@@ -135,15 +134,6 @@ class PayPage:
                 "may not be a payment to this contract. Nothing was charged for a refused one but its network fee.",
             )
         return RedirectResponse(f"/token/{token_id}", status_code=303, headers=SECURITY_HEADERS)
-
-    def _minted_by(self, tx_hash: str) -> int | None:
-        chain = self.follower.chain
-        try:
-            receipt = chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return None
-        events = chain.contract.events.ImageRequested().process_receipt(receipt, errors=DISCARD)
-        return events[0]["args"]["tokenId"] if events else None
 
     def _page(self, boot: dict, noscript: str) -> Response:
         template = (STATIC / "pay.html").read_text()

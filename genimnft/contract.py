@@ -14,7 +14,8 @@ from eth_abi import decode
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import BlockNotFound, Web3Exception
+from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
+from web3.logs import DISCARD
 
 from genimnft.metadata import decode_prompt
 
@@ -119,6 +120,15 @@ class Chain:
             return self.w3.eth.get_block(number)["hash"].hex()
         except BlockNotFound:
             return None
+
+    def minted_by(self, tx_hash: str) -> int | None:
+        """The token a transaction minted, from its receipt; None if it is unknown, not mined, or minted none."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        events = self.contract.events.ImageRequested().process_receipt(receipt, errors=DISCARD)
+        return events[0]["args"]["tokenId"] if events else None
 
     def has_code(self) -> bool:
         return len(self.w3.eth.get_code(self.contract.address)) > 0
