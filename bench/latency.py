@@ -106,21 +106,30 @@ def run_mcp(count: int, block_time: float) -> dict:
         calls = anyio.run(_timed_calls, front, count)
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
+    served, row = _served_row("mcp-local", count, calls, config_path)
+    return {
+        **row,
+        # Where the time goes (p50): call -> paymcp's "paid" (100), -> "image set" note, -> result.
+        "to_paid_p50_s": round(percentile([call.paid_s for call in served], 50), 2),
+        "paid_to_image_set_p50_s": round(percentile([call.image_set_s - call.paid_s for call in served], 50), 2),
+        "image_set_to_result_p50_s": round(percentile([call.total_s - call.image_set_s for call in served], 50), 2),
+    }
+
+
+def _served_row(name: str, count: int, calls: list, config_path: Path) -> tuple[list, dict]:
+    """The calls that got a token, and the figures every MCP row has: latency and overhead (minus the image's
+    generation, from the daemon's log) p50/p95, generation mean."""
     generated = generation_seconds(config_path.with_suffix(".log"))
     served = [call for call in calls if call.token_id is not None]
     overheads = [call.total_s - generated.get(call.token_id, 0.0) for call in served]
-    return {
-        "config": "mcp-local",
+    return served, {
+        "config": name,
         "requests": count,
         "served": len(served),
         "latency_p50_s": round(percentile([call.total_s for call in served], 50), 2),
         "overhead_p50_s": round(percentile(overheads, 50), 2),
         "overhead_p95_s": round(percentile(overheads, 95), 2),
         "generation_mean_s": round(sum(generated.values()) / max(1, len(generated)), 3),
-        # Where the time goes (p50): call -> paymcp's "paid" (100), -> "image set" note, -> result.
-        "to_paid_p50_s": round(percentile([call.paid_s for call in served], 50), 2),
-        "paid_to_image_set_p50_s": round(percentile([call.image_set_s - call.paid_s for call in served], 50), 2),
-        "image_set_to_result_p50_s": round(percentile([call.total_s - call.image_set_s for call in served], 50), 2),
     }
 
 
@@ -140,17 +149,9 @@ def run_x402(count: int, block_time: float) -> dict:
             calls = anyio.run(_x402_calls, server, stack.deployment, agents)
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
-    generated = generation_seconds(config_path.with_suffix(".log"))
-    served = [call for call in calls if call.token_id is not None]
-    overheads = [call.total_s - generated.get(call.token_id, 0.0) for call in served]
+    served, row = _served_row("x402-hosted", count, calls, config_path)
     return {
-        "config": "x402-hosted",
-        "requests": count,
-        "served": len(served),
-        "latency_p50_s": round(percentile([call.total_s for call in served], 50), 2),
-        "overhead_p50_s": round(percentile(overheads, 50), 2),
-        "overhead_p95_s": round(percentile(overheads, 95), 2),
-        "generation_mean_s": round(sum(generated.values()) / max(1, len(generated)), 3),
+        **row,
         # Where the time goes (p50): call -> "paid: token N" (the relayer's mint mined), -> result.
         "to_paid_p50_s": round(percentile([call.paid_s for call in served], 50), 2),
         "paid_to_result_p50_s": round(percentile([call.total_s - call.paid_s for call in served], 50), 2),
